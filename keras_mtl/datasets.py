@@ -1,0 +1,445 @@
+"""Small multi-task data sets that load offline and deterministically from a seed.
+
+Every loader returns an `MTLData`: the `train`, `validation` and `test` splits, each a
+tuple `(x, y)` where `y` is a dict mapping task name to a NumPy array, the list of
+`keras_mtl.Task` specifications matching those labels, and an `info` dict describing each
+task and the facts of the data set. An `MTLData` unpacks like the Keras data sets:
+
+```python
+(x, y), (x_val, y_val), (x_test, y_test) = keras_mtl.datasets.multi_digits()
+```
+
+Data sets:
+
+- `multi_digits`: a small MultiMNIST built from scikit-learn's bundled 8x8 digits; two
+  overlapping digits on an 11x11 canvas, tasks `left`, `right` and `sum_even`.
+- `synthetic_tasks`: the synthetic regression tasks of the MMoE paper, whose task
+  relatedness is set by one number, the cosine between the tasks' weight vectors.
+"""
+
+import dataclasses
+
+import numpy as np
+
+from keras_mtl.errors import ConfigError
+from keras_mtl.tasks import Task
+
+_DIGIT_SIZE = 8
+_CANVAS_SIZE = 11
+_RIGHT_OFFSET = _CANVAS_SIZE - _DIGIT_SIZE
+# A third of the base images form the test split: with 1,797 base digits, 5 pairs per
+# train image and 2 per test image, this gives about 6,000 train+validation and 1,200
+# test images, the sizes the MultiDigits construction aims at.
+_DIGITS_TEST_FRACTION = 1.0 / 3.0
+_SPLITS = ("train", "validation", "test")
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class MTLData:
+    """A multi-task data set: three splits, the task specifications and facts about it.
+
+    Iterating over it yields `train`, `validation` and `test`, so it unpacks like the
+    Keras data sets.
+
+    Args:
+        train: tuple `(x, y)`, where `y` is a dict mapping task name to a NumPy array.
+        validation: tuple `(x, y)` of the same form (possibly with zero rows).
+        test: tuple `(x, y)` of the same form.
+        tasks: list of `keras_mtl.Task`, one per key of `y`, in a fixed order.
+        info: dict with `"tasks"` (task name -> description), `"sizes"` (split name ->
+            number of samples) and facts particular to the data set.
+
+    Example:
+
+    ```python
+    data = keras_mtl.datasets.multi_digits()
+    (x, y), (x_val, y_val), (x_test, y_test) = data
+    model = keras_mtl.build_mtl_model(keras.Input(x.shape[1:]), data.tasks)
+    model.fit(x, y, validation_data=(x_val, y_val), epochs=1)
+    ```
+    """
+
+    train: tuple
+    validation: tuple
+    test: tuple
+    tasks: list
+    info: dict
+
+    def __iter__(self):
+        yield self.train
+        yield self.validation
+        yield self.test
+
+    def __repr__(self):
+        sizes = ", ".join(f"{split}={len(getattr(self, split)[0])}" for split in _SPLITS)
+        names = [task.name for task in self.tasks]
+        return f"MTLData({sizes}, tasks={names})"
+
+
+def multi_digits(*, seed=0, train_pairs=5, test_pairs=2, validation_fraction=0.1):
+    """MultiDigits: pairs of overlapping 8x8 digits, a small offline MultiMNIST.
+
+    Follows the MultiMNIST construction of Sener and Koltun on scikit-learn's bundled
+    8x8 digits (1,797 images, no download). Pixels are scaled to [0, 1]. The base images
+    are first split three ways, stratified by digit: a third go to the test split, and
+    `validation_fraction` of the rest to the validation split, so that no base image
+    appears in two splits. Each base image is then paired with `train_pairs` (train and
+    validation) or `test_pairs` (test) distinct other images of its own split. On an
+    11x11 canvas the first image of a pair is placed at rows and columns 0:8, the second
+    at 3:11, and where they overlap the pixelwise maximum is kept. With the defaults the
+    splits hold about 5,400 / 600 / 1,200 images.
+
+    Tasks:
+
+    - `left` (multiclass, 10 classes, class names `"0"`..`"9"`): the digit in the top-left.
+    - `right` (multiclass, 10 classes): the digit in the bottom-right.
+    - `sum_even` (binary): 1 when left + right is even, else 0. It depends on both
+      digits, so no single digit's features suffice.
+
+    Args:
+        seed: int, seed of the split, the pairing and the shuffling.
+        train_pairs: positive int, partners per base image in the train and
+            validation splits.
+        test_pairs: positive int, partners per base image in the test split.
+        validation_fraction: float in [0, 1), fraction of the non-test base images
+            that form the validation split. With 0 the validation split is empty.
+
+    Returns:
+        An `MTLData` whose inputs are float32 arrays of shape `(n, 11, 11, 1)` and whose
+        labels are `left` and `right` (int32, shape `(n,)`) and `sum_even` (float32,
+        shape `(n, 1)`, in {0, 1}). Its `info` holds `"tasks"` (descriptions),
+        `"sizes"`, `"base_indices"` (split -> indices into
+        `sklearn.datasets.load_digits()` of the split's base images), `"pairs"`
+        (split -> int array `(n, 2)`, the base indices of the left and right digit of
+        each sample), `"canvas_size"`, `"left_offset"` and `"right_offset"`.
+
+    Example:
+
+    ```python
+    data = keras_mtl.datasets.multi_digits(seed=0)
+    (x, y), (x_val, y_val), (x_test, y_test) = data
+    x.shape            # (5390, 11, 11, 1)
+    y["left"][:3], y["right"][:3], y["sum_even"][:3, 0]
+    [task.name for task in data.tasks]   # ['left', 'right', 'sum_even']
+    ```
+
+    Reference:
+        - [Sener and Koltun, Multi-Task Learning as Multi-Objective Optimization,
+          NeurIPS 2018](https://arxiv.org/abs/1810.04650) (MultiMNIST, section 5.1)
+    """
+    _check_int("seed", seed, minimum=0)
+    _check_int("train_pairs", train_pairs, minimum=1)
+    _check_int("test_pairs", test_pairs, minimum=1)
+    _check_fraction("validation_fraction", validation_fraction)
+
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    images = (digits.images / 16.0).astype("float32")
+    labels = digits.target.astype("int32")
+
+    rng = np.random.default_rng(seed)
+    base_indices = _stratified_three_way_split(
+        labels, _DIGITS_TEST_FRACTION, validation_fraction, rng
+    )
+    partners = {"train": train_pairs, "validation": train_pairs, "test": test_pairs}
+    for split in _SPLITS:
+        size = len(base_indices[split])
+        if size and partners[split] >= size:
+            argument = "test_pairs" if split == "test" else "train_pairs"
+            raise ConfigError(
+                f"`{argument}` must be smaller than the {size} base images of the "
+                f"{split} split. Received: {argument}={partners[split]}"
+            )
+
+    splits = {}
+    pairs = {}
+    for split in _SPLITS:
+        pairs[split] = _pair_within(base_indices[split], partners[split], rng)
+        left, right = pairs[split][:, 0], pairs[split][:, 1]
+        x = _compose(images[left], images[right])
+        y = {
+            "left": labels[left],
+            "right": labels[right],
+            "sum_even": ((labels[left] + labels[right]) % 2 == 0)
+            .astype("float32")
+            .reshape(-1, 1),
+        }
+        splits[split] = (x, y)
+
+    tasks = [
+        Task("left", "multiclass", num_classes=10, class_names=[str(i) for i in range(10)]),
+        Task("right", "multiclass", num_classes=10, class_names=[str(i) for i in range(10)]),
+        Task("sum_even", "binary"),
+    ]
+    info = {
+        "name": "multi_digits",
+        "tasks": {
+            "left": "Digit (0-9) of the top-left 8x8 image, at rows and columns 0:8.",
+            "right": "Digit (0-9) of the bottom-right 8x8 image, at rows and columns 3:11.",
+            "sum_even": "1 when left + right is even, else 0 (needs both digits).",
+        },
+        "sizes": {split: len(splits[split][0]) for split in _SPLITS},
+        "base_indices": base_indices,
+        "pairs": pairs,
+        "canvas_size": _CANVAS_SIZE,
+        "left_offset": (0, 0),
+        "right_offset": (_RIGHT_OFFSET, _RIGHT_OFFSET),
+        "seed": seed,
+    }
+    return MTLData(
+        train=splits["train"],
+        validation=splits["validation"],
+        test=splits["test"],
+        tasks=tasks,
+        info=info,
+    )
+
+
+def synthetic_tasks(
+    correlation,
+    *,
+    num_samples=12000,
+    dim=100,
+    num_sin=10,
+    noise_std=0.1,
+    seed=0,
+    validation_fraction=0.1,
+    test_fraction=0.2,
+    num_tasks=2,
+):
+    """The MMoE paper's synthetic regression tasks, with controlled task correlation.
+
+    Draws orthonormal vectors `u_1, ..., u_T` in R^dim and builds the task weight
+    vectors `w_k` (unit norm, c = 1) so that every pair has cosine `correlation`. For two
+    tasks this is exactly the paper's `w_1 = u_1`, `w_2 = p u_1 + sqrt(1 - p^2) u_2`. For
+    `T > 2` tasks the rows of `W = L U` are used, where `L` is the lower-triangular
+    Cholesky factor of the Gram matrix `(1 - p) I + p 11^T`; its first two rows are the
+    two-task construction, and it exists for `-1 / (T - 1) <= p <= 1`. Then, with
+    `x ~ N(0, I)`:
+
+        y_k = w_k . x + sum_{i=1..num_sin} sin(alpha_i w_k . x + beta_i) + eps,
+
+    where `alpha_i, beta_i ~ N(0, 1)` are drawn once per data set and shared by all
+    tasks, and `eps ~ N(0, noise_std^2)`. Drawing alpha and beta from N(0, 1) (rather
+    than large fixed frequencies) keeps the tasks learnable from a few thousand samples,
+    while the labels' correlation still rises with `correlation`. The samples are then
+    split into train, validation and test in that order.
+
+    Tasks: `task_a`, `task_b`, ... (regression, one unit each): `y_k` above.
+
+    Args:
+        correlation: float in [-1, 1], the cosine between task weight vectors (the
+            paper's p). With more than two tasks it must be at least -1 / (T - 1).
+        num_samples: int, total number of samples over the three splits.
+        dim: int, input dimension (the paper uses 100); at least `num_tasks`.
+        num_sin: non-negative int, number of sine terms (m).
+        noise_std: non-negative float, standard deviation of the label noise.
+        seed: int, seed of every random draw.
+        validation_fraction: float in [0, 1), fraction of samples for validation.
+        test_fraction: float in [0, 1), fraction of samples for test.
+        num_tasks: int, at least 2, number of tasks.
+
+    Returns:
+        An `MTLData` with float32 inputs `(n, dim)` and float32 labels `(n, 1)` per
+        task. Its `info` holds `"tasks"` (descriptions), `"sizes"`, `"correlation"`
+        (the requested p), `"label_correlation"` (the Pearson correlation of the labels
+        of the first two tasks, measured on all samples), `"task_weights"` (array
+        `(num_tasks, dim)`), `"alpha"` and `"beta"`.
+
+    Example:
+
+    ```python
+    data = keras_mtl.datasets.synthetic_tasks(0.9, seed=0)
+    (x, y), (x_val, y_val), (x_test, y_test) = data
+    x.shape, y["task_a"].shape       # ((8400, 100), (8400, 1))
+    data.info["label_correlation"]   # 0.70 (0.65 to 0.89 over seeds)
+    ```
+
+    Reference:
+        - [Ma et al., Modeling Task Relationships in Multi-task Learning with
+          Multi-gate Mixture-of-Experts, KDD 2018](https://doi.org/10.1145/3219819.3220007)
+          (section 3.2)
+    """
+    if (
+        isinstance(correlation, bool)
+        or not isinstance(correlation, (int, float, np.integer, np.floating))
+        or not -1.0 <= float(correlation) <= 1.0
+    ):
+        raise ConfigError(
+            f"`correlation` must be in [-1, 1]. Received: correlation={correlation}"
+        )
+    _check_int("num_tasks", num_tasks, minimum=2)
+    _check_int("num_samples", num_samples, minimum=1)
+    _check_int("dim", dim, minimum=num_tasks)
+    _check_int("num_sin", num_sin, minimum=0)
+    _check_non_negative("noise_std", noise_std)
+    _check_int("seed", seed, minimum=0)
+    _check_fraction("validation_fraction", validation_fraction)
+    _check_fraction("test_fraction", test_fraction)
+    if validation_fraction + test_fraction >= 1.0:
+        raise ConfigError(
+            "`validation_fraction` + `test_fraction` must be smaller than 1. Received: "
+            f"validation_fraction={validation_fraction}, test_fraction={test_fraction}"
+        )
+    correlation = float(correlation)
+    lowest = -1.0 / (num_tasks - 1)
+    if correlation < lowest:
+        raise ConfigError(
+            f"`correlation` must be at least -1 / (num_tasks - 1) = {lowest:.4g} for "
+            f"num_tasks={num_tasks}, or no set of vectors has that pairwise cosine. "
+            f"Received: correlation={correlation}"
+        )
+
+    rng = np.random.default_rng(seed)
+    basis, _ = np.linalg.qr(rng.standard_normal((dim, num_tasks)))
+    gram = (1.0 - correlation) * np.eye(num_tasks) + correlation
+    task_weights = _cholesky_psd(gram) @ basis.T
+    alpha = rng.standard_normal(num_sin)
+    beta = rng.standard_normal(num_sin)
+
+    x = rng.standard_normal((num_samples, dim))
+    projections = x @ task_weights.T
+    waves = np.sin(projections[:, :, None] * alpha + beta).sum(axis=-1)
+    labels = projections + waves + noise_std * rng.standard_normal(projections.shape)
+    x = x.astype("float32")
+    labels = labels.astype("float32")
+
+    names = [_task_name(k) for k in range(num_tasks)]
+    num_test = int(round(num_samples * test_fraction))
+    num_validation = int(round(num_samples * validation_fraction))
+    num_train = num_samples - num_test - num_validation
+    if num_train < 1:
+        raise ConfigError(
+            "`num_samples` leaves no training sample after the validation and test "
+            f"splits. Received: num_samples={num_samples}"
+        )
+    bounds = {
+        "train": (0, num_train),
+        "validation": (num_train, num_train + num_validation),
+        "test": (num_train + num_validation, num_samples),
+    }
+    splits = {}
+    for split, (start, stop) in bounds.items():
+        y = {name: labels[start:stop, k : k + 1] for k, name in enumerate(names)}
+        splits[split] = (x[start:stop], y)
+
+    tasks = [Task(name, "regression", units=1) for name in names]
+    info = {
+        "name": "synthetic_tasks",
+        "tasks": {
+            name: (
+                f"Regression: w_{k + 1} . x + sum of {num_sin} sines of "
+                f"(alpha_i w_{k + 1} . x + beta_i) + N(0, {noise_std}^2) noise; "
+                f"cos(w_j, w_{k + 1}) = {correlation} for every other task j."
+            )
+            for k, name in enumerate(names)
+        },
+        "sizes": {split: len(splits[split][0]) for split in _SPLITS},
+        "correlation": correlation,
+        "label_correlation": float(np.corrcoef(labels[:, 0], labels[:, 1])[0, 1]),
+        "task_weights": task_weights.astype("float32"),
+        "alpha": alpha,
+        "beta": beta,
+        "seed": seed,
+    }
+    return MTLData(
+        train=splits["train"],
+        validation=splits["validation"],
+        test=splits["test"],
+        tasks=tasks,
+        info=info,
+    )
+
+
+def _stratified_three_way_split(labels, test_fraction, validation_fraction, rng):
+    """Indices of the train, validation and test base images, split per class."""
+    parts = {split: [] for split in _SPLITS}
+    for label in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == label))
+        num_test = int(round(len(members) * test_fraction))
+        num_validation = int(round((len(members) - num_test) * validation_fraction))
+        parts["test"].append(members[:num_test])
+        parts["validation"].append(members[num_test : num_test + num_validation])
+        parts["train"].append(members[num_test + num_validation :])
+    return {split: np.sort(np.concatenate(parts[split])) for split in _SPLITS}
+
+
+def _pair_within(indices, partners, rng):
+    """Pairs each index with `partners` distinct other indices, in shuffled order."""
+    if len(indices) == 0:
+        return np.zeros((0, 2), dtype="int64")
+    pairs = []
+    for position, index in enumerate(indices):
+        others = np.delete(indices, position)
+        for partner in rng.choice(others, size=partners, replace=False):
+            pairs.append((index, partner))
+    pairs = np.asarray(pairs, dtype="int64")
+    return pairs[rng.permutation(len(pairs))]
+
+
+def _compose(left, right):
+    """Places two batches of 8x8 images on 11x11 canvases, overlapping by maximum."""
+    canvas = np.zeros((len(left), _CANVAS_SIZE, _CANVAS_SIZE), dtype="float32")
+    canvas[:, :_DIGIT_SIZE, :_DIGIT_SIZE] = left
+    corner = canvas[:, _RIGHT_OFFSET:, _RIGHT_OFFSET:]
+    np.maximum(corner, right, out=corner)
+    return canvas[..., None]
+
+
+def _cholesky_psd(gram):
+    """Cholesky factor that also accepts a singular positive semi-definite matrix.
+
+    At `correlation = 1` the Gram matrix is singular and `np.linalg.cholesky` fails;
+    there the dependent rows simply get zero weight on the extra basis vectors.
+    """
+    size = len(gram)
+    factor = np.zeros_like(gram, dtype="float64")
+    for j in range(size):
+        pivot = gram[j, j] - factor[j, :j] @ factor[j, :j]
+        factor[j, j] = np.sqrt(max(pivot, 0.0))
+        for i in range(j + 1, size):
+            if factor[j, j] > 1e-12:
+                factor[i, j] = (gram[i, j] - factor[i, :j] @ factor[j, :j]) / factor[j, j]
+    return factor
+
+
+def _task_name(k):
+    """`task_a`, `task_b`, ..., `task_z`, `task_aa`, ..."""
+    letters = ""
+    k += 1
+    while k:
+        k, remainder = divmod(k - 1, 26)
+        letters = chr(ord("a") + remainder) + letters
+    return f"task_{letters}"
+
+
+def _check_int(name, value, *, minimum):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, np.integer))
+        or value < minimum
+    ):
+        raise ConfigError(
+            f"`{name}` must be an integer of at least {minimum}. Received: {name}={value!r}"
+        )
+
+
+def _check_fraction(name, value):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float, np.integer, np.floating))
+        or not 0.0 <= value < 1.0
+    ):
+        raise ConfigError(f"`{name}` must be in [0, 1). Received: {name}={value!r}")
+
+
+def _check_non_negative(name, value):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float, np.integer, np.floating))
+        or value < 0
+    ):
+        raise ConfigError(
+            f"`{name}` must be a non-negative number. Received: {name}={value!r}"
+        )

@@ -1,0 +1,188 @@
+"""Masked losses and metrics: missing labels add nothing to a task's loss or metrics."""
+
+import math
+
+import keras
+from keras import ops
+
+
+def is_nan_marker(missing_label):
+    """Whether `missing_label` means "NaN marks a missing label"."""
+    if isinstance(missing_label, str):
+        return missing_label.lower() == "nan"
+    return isinstance(missing_label, float) and math.isnan(missing_label)
+
+
+def label_mask(y_true, missing_label):
+    """A boolean tensor, True where `y_true` holds a real label."""
+    if missing_label is None:
+        return ops.ones_like(y_true, dtype="bool")
+    if is_nan_marker(missing_label):
+        if not keras.backend.is_float_dtype(y_true.dtype):
+            return ops.ones_like(y_true, dtype="bool")
+        return ops.logical_not(ops.isnan(y_true))
+    return ops.not_equal(y_true, ops.cast(missing_label, y_true.dtype))
+
+
+def _prepare(y_true, y_pred, missing_label, elementwise):
+    """Returns `(y_true, mask)` with missing labels replaced by zero.
+
+    Element-wise labels (one per output unit) are reshaped to `y_pred`'s shape and masked per
+    entry; sparse labels (one class id per sample) are flattened to `(batch,)`.
+    """
+    y_true = ops.convert_to_tensor(y_true)
+    if elementwise:
+        y_true = ops.reshape(y_true, ops.shape(y_pred))
+    else:
+        y_true = ops.reshape(y_true, (-1,))
+    mask = label_mask(y_true, missing_label)
+    y_true = ops.where(mask, y_true, ops.zeros_like(y_true))
+    return y_true, mask
+
+
+def _unreduced(loss, y_true, y_pred):
+    if isinstance(loss, keras.losses.Loss):
+        return loss.call(y_true, y_pred)
+    return loss(y_true, y_pred)
+
+
+@keras.saving.register_keras_serializable(package="keras_mtl")
+class MaskedLoss(keras.losses.Loss):
+    """A Keras loss that ignores missing labels.
+
+    The loss of a batch is the mean of `loss` over the labels that are present; a batch in which
+    no label is present gives exactly zero (and zero gradients), never NaN.
+
+    Args:
+        loss: a Keras loss: name, config, `keras.losses.Loss` instance or function.
+        missing_label: the value that marks a missing label (`"nan"` or `float("nan")` for
+            NaN, a number such as -1, or None for no masking).
+        elementwise: True when labels have one entry per output unit (binary, multilabel,
+            regression); False for one sparse class id per sample (multiclass).
+
+    Example:
+
+    >>> import numpy as np
+    >>> loss = keras_mtl.losses.MaskedLoss("mse", missing_label="nan")
+    >>> float(loss(np.array([[1.0], [np.nan]]), np.array([[0.0], [5.0]])))
+    1.0
+    """
+
+    def __init__(
+        self,
+        loss,
+        missing_label="nan",
+        elementwise=True,
+        name=None,
+        reduction="sum_over_batch_size",
+        dtype=None,
+    ):
+        self.loss = keras.losses.get(loss)
+        self.missing_label = missing_label
+        self.elementwise = elementwise
+        if name is None:
+            name = f"masked_{getattr(self.loss, 'name', getattr(self.loss, '__name__', 'loss'))}"
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        # Labels keep their own dtype (NaN and -1 markers must survive until they are masked).
+        return super().__call__(ops.convert_to_tensor(y_true), y_pred, sample_weight)
+
+    def call(self, y_true, y_pred):
+        y_true, mask = _prepare(y_true, y_pred, self.missing_label, self.elementwise)
+        if self.elementwise:
+            values = _unreduced(self.loss, y_true[..., None], y_pred[..., None])
+        else:
+            values = _unreduced(self.loss, y_true, y_pred)
+        mask = ops.cast(mask, values.dtype)
+        values = ops.where(mask > 0, values, ops.zeros_like(values))
+        if self.elementwise:
+            values = ops.sum(values, axis=-1)
+        # The base class divides by the batch size; scale so that the result is the mean over
+        # the labels that are present.
+        batch_size = ops.cast(ops.shape(values)[0], values.dtype)
+        num_labels = ops.maximum(ops.sum(mask), 1.0)
+        return values * batch_size / num_labels
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "loss": keras.saving.serialize_keras_object(self.loss),
+                "missing_label": self.missing_label,
+                "elementwise": self.elementwise,
+            }
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["loss"] = keras.saving.deserialize_keras_object(config["loss"])
+        return cls(**config)
+
+
+@keras.saving.register_keras_serializable(package="keras_mtl")
+class MaskedMetric(keras.metrics.Metric):
+    """A Keras metric that ignores missing labels.
+
+    Missing labels get a sample weight of zero. Element-wise labels are flattened first, so a
+    mean metric (MAE, accuracy) averages over the present entries and AUC counts each present
+    entry once.
+
+    Args:
+        metric: a Keras metric: name, config or instance.
+        missing_label: the value that marks a missing label, as in `MaskedLoss`.
+        elementwise: as in `MaskedLoss`.
+        name: the name shown in the logs; defaults to the wrapped metric's name.
+
+    Example:
+
+    >>> import numpy as np
+    >>> m = keras_mtl.losses.MaskedMetric(keras.metrics.MeanAbsoluteError(), missing_label="nan")
+    >>> m.update_state(np.array([[1.0], [np.nan]]), np.array([[0.0], [5.0]]))
+    >>> float(m.result())
+    1.0
+    """
+
+    def __init__(self, metric, missing_label="nan", elementwise=True, name=None, dtype=None):
+        metric = keras.metrics.get(metric)
+        super().__init__(name=name or metric.name, dtype=dtype)
+        self.metric = metric
+        self.missing_label = missing_label
+        self.elementwise = elementwise
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        y_true, mask = _prepare(y_true, y_pred, self.missing_label, self.elementwise)
+        weight = ops.cast(mask, "float32")
+        if sample_weight is not None:
+            sample_weight = ops.cast(sample_weight, "float32")
+            if self.elementwise and len(sample_weight.shape) < len(weight.shape):
+                sample_weight = ops.expand_dims(sample_weight, -1)
+            weight = weight * sample_weight
+        if self.elementwise:
+            y_true = ops.reshape(y_true, (-1, 1))
+            y_pred = ops.reshape(y_pred, (-1, 1))
+            weight = ops.reshape(ops.broadcast_to(weight, ops.shape(mask)), (-1,))
+        self.metric.update_state(y_true, y_pred, sample_weight=weight)
+
+    def result(self):
+        return self.metric.result()
+
+    def reset_state(self):
+        self.metric.reset_state()
+
+    def get_config(self):
+        return {
+            "metric": keras.saving.serialize_keras_object(self.metric),
+            "missing_label": self.missing_label,
+            "elementwise": self.elementwise,
+            "name": self.name,
+            "dtype": self.dtype,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["metric"] = keras.saving.deserialize_keras_object(config["metric"])
+        return cls(**config)

@@ -1,0 +1,283 @@
+"""`MTLModel`, the multi-task functional model, and `build_mtl_model`, which builds one."""
+
+import numbers
+
+import keras
+import tensorflow as tf
+
+from keras_mtl import backbones, errors
+from keras_mtl import sharing as sharing_module
+from keras_mtl import weighting as weighting_module
+from keras_mtl.tasks import Task, validate_tasks
+
+
+@keras.saving.register_keras_serializable(package="keras_mtl")
+class MTLModel(keras.Model):
+    """A functional Keras model with one named output per task.
+
+    Built by `keras_mtl.build_mtl_model`. Its outputs are a dict keyed by task name; `compile`
+    fills in each task's loss, metrics and loss weight unless given; `fit` and `evaluate`
+    check that the labels are a dict with one entry per task before any training starts.
+    It saves and loads as `.keras` in Keras' safe mode.
+
+    Args:
+        inputs: the model's inputs, as for a functional `keras.Model`.
+        outputs: a dict of output tensors keyed by task name.
+        tasks: the `keras_mtl.Task`s (or their configs), one per output.
+        weighting: the weighting method: a name, config or `keras_mtl.weighting` instance.
+
+    Example:
+
+    >>> tasks = [keras_mtl.Task("a", "binary"), keras_mtl.Task("b", "regression")]
+    >>> model = keras_mtl.build_mtl_model((8,), tasks, shared_units=16)
+    >>> isinstance(model, keras_mtl.MTLModel), sorted(model.output_names)
+    (True, ['a', 'b'])
+    """
+
+    def __init__(self, *args, tasks=None, weighting="static", **kwargs):
+        super().__init__(*args, **kwargs)
+        if tasks is None:
+            raise errors.TaskTypeError("`MTLModel` needs `tasks`. Received: tasks=None")
+        tasks = [Task.from_config(t) if isinstance(t, dict) else t for t in tasks]
+        self.tasks = validate_tasks(tasks)
+        if not isinstance(self.output, dict) or sorted(self.output) != sorted(
+            t.name for t in self.tasks
+        ):
+            raise errors.TaskSpecError(
+                "`outputs` must be a dict keyed by the task names "
+                f"{[t.name for t in self.tasks]}. Received outputs of type "
+                f"{type(self.output).__name__}"
+                + (f" with keys {sorted(self.output)}"
+                   if isinstance(self.output, dict) else "")
+            )
+        self.weighting = weighting_module.get(weighting)
+        self.weighting.attach(self)
+
+    @property
+    def task_names(self):
+        """The names of the tasks, in order."""
+        return [t.name for t in self.tasks]
+
+    def compile(self, optimizer="adam", loss=None, metrics=None, loss_weights=None, **kwargs):
+        """Like `keras.Model.compile`; each task's own loss, metrics and weight by default."""
+        if loss is None:
+            loss = {t.name: t.build_loss() for t in self.tasks}
+        if metrics is None:
+            metrics = {t.name: t.build_metrics() for t in self.tasks}
+        if loss_weights is None:
+            loss_weights = {t.name: float(t.loss_weight) for t in self.tasks}
+        super().compile(
+            optimizer=optimizer, loss=loss, metrics=metrics, loss_weights=loss_weights, **kwargs
+        )
+
+    @property
+    def sharing_layer(self):
+        """The model's sharing strategy layer (a `keras_mtl.sharing.SharingStrategy`)."""
+        for layer in self.layers:
+            if isinstance(layer, sharing_module.SharingStrategy):
+                return layer
+        raise errors.ConfigError(f"The model {self.name!r} has no sharing strategy layer.")
+
+    def train_step(self, data):
+        return self.weighting.train_step(self, data, super().train_step)
+
+    def compile_from_config(self, config):
+        # Keras skips models that override `compile`; ours takes the same arguments.
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
+
+    def fit(self, x=None, y=None, *args, validation_data=None, **kwargs):
+        self.check_labels(x, y, argument="y")
+        if validation_data is not None:
+            self._check_validation_data(validation_data)
+        return super().fit(x, y, *args, validation_data=validation_data, **kwargs)
+
+    def evaluate(self, x=None, y=None, *args, **kwargs):
+        self.check_labels(x, y, argument="y")
+        return super().evaluate(x, y, *args, **kwargs)
+
+    def _check_validation_data(self, validation_data):
+        if isinstance(validation_data, (tuple, list)):
+            if len(validation_data) >= 2:
+                self.check_labels(
+                    validation_data[0], validation_data[1], argument="validation_data[1]"
+                )
+        else:
+            self.check_labels(validation_data, None, argument="validation_data")
+
+    def check_labels(self, x, y, argument="y"):
+        """Raises `keras_mtl.errors.LabelError` unless the labels have one entry per task.
+
+        `y` may be a dict of arrays; for a `tf.data.Dataset` given as `x` the labels are read
+        from its `element_spec`. A model with a single task also accepts a bare array.
+        """
+        if y is None and isinstance(x, tf.data.Dataset):
+            spec = x.element_spec
+            if not isinstance(spec, tuple) or len(spec) < 2:
+                raise errors.LabelError(
+                    f"`{argument}`: the dataset must yield `(inputs, labels)` or "
+                    "`(inputs, labels, sample_weights)` with labels a dict keyed by task name. "
+                    f"Received element_spec={spec}"
+                )
+            y = spec[1]
+            argument = f"{argument} (the labels of the dataset)"
+        if y is None:
+            return
+        expected = self.task_names
+        if not isinstance(y, dict):
+            if len(expected) == 1:
+                return
+            raise errors.LabelError(
+                f"`{argument}` must be a dict with one entry per task {expected}. Received "
+                f"labels of type {type(y).__name__}"
+            )
+        missing = [name for name in expected if name not in y]
+        unknown = [name for name in y if name not in expected]
+        if unknown:
+            raise errors.LabelError(
+                f"`{argument}` names unknown tasks {unknown}; the model's tasks are {expected}. "
+                f"Received keys {list(y)}"
+            )
+        if missing:
+            raise errors.LabelError(
+                f"`{argument}` lacks labels for tasks {missing}; the model's tasks are "
+                f"{expected}. Received keys {list(y)}. For a task without labels here, pass "
+                "labels filled with its missing-label marker (-1 for classes, NaN for "
+                "regression)."
+            )
+
+    # === Config ===
+
+    def get_config(self):
+        config = super().get_config()
+        config["tasks"] = [t.get_config() for t in self.tasks]
+        config["weighting"] = keras.saving.serialize_keras_object(self.weighting)
+        return config
+
+
+def _check_int(name, value, minimum):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise errors.ConfigError(
+            f"`{name}` must be an integer >= {minimum}. Received: {name}={value!r}"
+        )
+
+
+def build_mtl_model(
+    backbone,
+    tasks,
+    *,
+    shared_layers=1,
+    shared_units=128,
+    dropout=0.0,
+    activation="relu",
+    sharing="hard",
+    weighting="static",
+    trainable_backbone=None,
+    input_shape=None,
+    input_dtype=None,
+    weights=None,
+    hub_options=None,
+    pool_features=True,
+    compile=True,
+    optimizer="adam",
+    learning_rate=None,
+    name="mtl_model",
+    **compile_kwargs,
+):
+    """Builds a multi-task model: backbone -> sharing strategy -> one head per task.
+
+    Args:
+        backbone: what turns inputs into features: a `keras.Model` (one output); a
+            `keras.layers.Layer` (give `input_shape`); the name of a `keras.applications` model
+            (built headless, `weights=None` unless `weights` is given, so nothing is
+            downloaded); a TF Hub handle or SavedModel directory (wrapped in
+            `keras_mtl.HubLayer`); or only inputs for tabular data: a `keras.Input`, a shape
+            tuple, or a dict of `keras.Input`.
+        tasks: a list of `keras_mtl.Task`.
+        shared_layers: the depth of the shared block (for hard sharing, the number of shared
+            Dense layers; 0 feeds the backbone's features straight to the heads).
+        shared_units: the width of the shared layers.
+        dropout: dropout rate after each shared layer.
+        activation: activation of the shared layers.
+        sharing: the sharing strategy: a name (`keras_mtl.sharing.names()`), a config or an
+            instance. A name is built with `shared_layers`, `shared_units`, `dropout` and
+            `activation`; an instance is used as it is.
+        weighting: how task losses are combined: a name (`keras_mtl.weighting.names()`), a
+            config or an instance.
+        trainable_backbone: True or False to unfreeze or freeze the backbone; None keeps its
+            default (trainable, except pretrained `weights` and hub modules, which are frozen).
+        input_shape: the shape of one example, for a backbone layer without inputs of its own,
+            a hub module whose shape cannot be inferred, or a `keras.applications` model
+            (default (224, 224, 3)).
+        input_dtype: the input dtype in those cases (default float32).
+        weights: pretrained weights of a `keras.applications` backbone (e.g. `"imagenet"`,
+            which downloads, or a local file).
+        hub_options: keyword arguments for `keras_mtl.HubLayer` (signature, output_key, ...).
+        pool_features: pool a feature map to a vector (global average) before sharing.
+        compile: compile the model with each task's loss, metrics and loss weight.
+        optimizer: the optimizer for `compile` (name, config or instance).
+        learning_rate: the learning rate, when `optimizer` is a name.
+        name: the model's name.
+        **compile_kwargs: further arguments for `MTLModel.compile` (e.g. `jit_compile`).
+
+    Returns:
+        An `MTLModel` whose outputs are a dict keyed by task name.
+
+    Example:
+
+    >>> import numpy as np
+    >>> tasks = [
+    ...     keras_mtl.Task("digit", "multiclass", num_classes=10),
+    ...     keras_mtl.Task("odd", "binary"),
+    ... ]
+    >>> model = keras_mtl.build_mtl_model((64,), tasks, shared_layers=2, shared_units=32)
+    >>> x = np.random.rand(8, 64).astype("float32")
+    >>> y = {"digit": np.arange(8) % 10, "odd": (np.arange(8) % 2).reshape(-1, 1)}
+    >>> history = model.fit(x, y, epochs=1, verbose=0)
+    >>> {k: v.shape for k, v in model.predict(x, verbose=0).items()}
+    {'digit': (8, 10), 'odd': (8, 1)}
+    """
+    tasks = validate_tasks(tasks)
+    _check_int("shared_layers", shared_layers, 0)
+    _check_int("shared_units", shared_units, 1)
+    if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real) or not 0 <= dropout < 1:
+        raise errors.ConfigError(f"`dropout` must be in [0, 1). Received: dropout={dropout!r}")
+    if learning_rate is not None and not isinstance(optimizer, str):
+        raise errors.ConfigError(
+            "`learning_rate` applies when `optimizer` is a name; set it on the optimizer "
+            f"instance instead. Received: optimizer={optimizer!r}, learning_rate={learning_rate}"
+        )
+    if isinstance(sharing, str):
+        strategy = sharing_module.get_class(sharing).from_builder_args(
+            shared_layers=shared_layers,
+            shared_units=shared_units,
+            dropout=dropout,
+            activation=activation,
+        )
+    else:
+        strategy = sharing_module.get(sharing)
+    strategy.set_task_names([t.name for t in tasks])
+    method = weighting_module.get(weighting)
+
+    # === Functional Model ===
+    inputs, features = backbones.resolve_backbone(
+        backbone,
+        input_shape=input_shape,
+        input_dtype=input_dtype,
+        weights=weights,
+        trainable=trainable_backbone,
+        hub_options=hub_options,
+    )
+    if pool_features:
+        features = backbones.pool_features(features)
+    task_features = strategy(features)
+    outputs = {task.name: task.build_head(task_features[task.name]) for task in tasks}
+    model = MTLModel(inputs=inputs, outputs=outputs, tasks=tasks, weighting=method, name=name)
+
+    if compile:
+        if learning_rate is not None:
+            optimizer = keras.optimizers.get(optimizer)
+            optimizer.learning_rate = learning_rate
+        model.compile(optimizer=optimizer, **compile_kwargs)
+    return model

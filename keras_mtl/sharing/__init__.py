@@ -1,0 +1,55 @@
+"""How tasks share parameters: one strategy per file, and `get()` to look them up.
+
+Every strategy is a Keras layer that maps backbone features to one feature tensor per task.
+"""
+
+import keras
+
+from keras_mtl import errors
+from keras_mtl.sharing.base import SharingStrategy
+from keras_mtl.sharing.hard import Hard
+
+_REGISTRY = {
+    "hard": Hard,
+}
+
+
+def names():
+    """The lookup names of the registered strategies."""
+    return sorted(_REGISTRY)
+
+
+def get_class(name):
+    """The strategy class registered under `name` (snake_case, e.g. `"cross_stitch"`)."""
+    key = name.lower() if isinstance(name, str) else name
+    if key not in _REGISTRY:
+        raise errors.ConfigError(
+            f"Unknown sharing strategy: {name!r}. Valid names: {names()}, or pass a "
+            "`keras_mtl.sharing.SharingStrategy` instance."
+        )
+    return _REGISTRY[key]
+
+
+def get(identifier):
+    """A sharing strategy from a name, a config dict or an instance.
+
+    Example:
+
+    >>> keras_mtl.sharing.get("hard")
+    <Hard name=hard, built=False>
+    """
+    if isinstance(identifier, SharingStrategy):
+        return identifier
+    if isinstance(identifier, str):
+        return get_class(identifier)()
+    if isinstance(identifier, dict):
+        strategy = keras.saving.deserialize_keras_object(identifier)
+        if isinstance(strategy, SharingStrategy):
+            return strategy
+    raise errors.ConfigError(
+        "`sharing` must be a strategy name, a config dict or a `keras_mtl.sharing."
+        f"SharingStrategy` instance. Valid names: {names()}. Received: sharing={identifier!r}"
+    )
+
+
+__all__ = ["SharingStrategy", "Hard", "get", "get_class", "names"]

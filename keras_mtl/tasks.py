@@ -1,0 +1,421 @@
+"""Task specifications: what each output of a multi-task model predicts and how it is trained."""
+
+import keyword
+import math
+import numbers
+
+import keras
+
+from keras_mtl import errors
+from keras_mtl.losses import MaskedLoss, MaskedMetric
+
+KINDS = ("binary", "multiclass", "multilabel", "regression", "custom")
+
+# Per kind: output activation, loss, metrics, marker of a missing label, element-wise labels.
+_KIND_DEFAULTS = {
+    "binary": ("sigmoid", "binary_crossentropy", ("accuracy", "auc"), -1, True),
+    "multiclass": ("softmax", "sparse_categorical_crossentropy", ("accuracy",), -1, False),
+    "multilabel": ("sigmoid", "binary_crossentropy", ("auc",), -1, True),
+    "regression": ("linear", "mean_squared_error", ("mae",), "nan", True),
+    "custom": ("linear", None, (), None, True),
+}
+
+# Metric names that mean different classes for different kinds.
+_METRIC_ALIASES = {
+    "binary": {
+        "accuracy": lambda: keras.metrics.BinaryAccuracy(name="accuracy"),
+        "auc": lambda: keras.metrics.AUC(name="auc"),
+    },
+    "multilabel": {
+        "accuracy": lambda: keras.metrics.BinaryAccuracy(name="accuracy"),
+        "auc": lambda: keras.metrics.AUC(name="auc"),
+    },
+    "multiclass": {
+        "accuracy": lambda: keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
+        "top_5_accuracy": lambda: keras.metrics.SparseTopKCategoricalAccuracy(
+            k=5, name="top_5_accuracy"
+        ),
+    },
+    "regression": {
+        "mae": lambda: keras.metrics.MeanAbsoluteError(name="mae"),
+        "mse": lambda: keras.metrics.MeanSquaredError(name="mse"),
+        "rmse": lambda: keras.metrics.RootMeanSquaredError(name="rmse"),
+    },
+}
+
+
+def _serialize(value):
+    if value is None or isinstance(value, (str, numbers.Number)):
+        return value
+    return keras.saving.serialize_keras_object(value)
+
+
+def _deserialize(value):
+    if isinstance(value, dict) and "class_name" in value:
+        return keras.saving.deserialize_keras_object(value)
+    return value
+
+
+def _clone(obj):
+    """A fresh copy of a Keras object, so a Task can build several models without sharing."""
+    if isinstance(obj, (str, numbers.Number)) or obj is None:
+        return obj
+    if isinstance(obj, keras.layers.Layer):
+        return keras.layers.deserialize(keras.layers.serialize(obj))
+    if isinstance(obj, (keras.metrics.Metric, keras.losses.Loss)):
+        return obj.__class__.from_config(obj.get_config())
+    return obj
+
+
+class Task:
+    """One task of a multi-task model: its name, kind, output size, head, loss and metrics.
+
+    A `Task` is a plain value: it stores exactly what it was given and builds fresh Keras
+    objects (head layers, loss, metrics) each time a model is built from it.
+
+    Args:
+        name: the task's name, a Python identifier. It names the model's output, the key of
+            its labels in `fit`, and its entries in the logs (`val_<name>_loss`).
+        kind: `"binary"`, `"multiclass"` (needs `num_classes`), `"multilabel"` (needs
+            `num_classes`), `"regression"` (`units`, default 1) or `"custom"` (give `loss`,
+            and `head_layers` and/or `units`).
+        num_classes: number of classes of a `multiclass` or `multilabel` task.
+        units: output size of a `regression` or `custom` task.
+        head_units: widths of the task's own hidden Dense layers, between the shared features
+            and the output layer.
+        head_dropout: dropout rate after each hidden head layer.
+        activation: the output layer's activation; defaults per kind (sigmoid, softmax,
+            sigmoid, linear).
+        loss: the task's loss; defaults per kind (binary cross-entropy, sparse categorical
+            cross-entropy, binary cross-entropy, mean squared error). Required for `custom`.
+        metrics: the task's metrics; defaults per kind (binary: accuracy and AUC; multiclass:
+            accuracy; multilabel: AUC; regression: MAE). `"accuracy"` means the accuracy that
+            fits the kind.
+        loss_weight: the weight of the task's loss in the total loss (static weighting).
+        class_names: labels of the classes (binary: `[negative, positive]`), used by
+            exports and reports.
+        missing_label: the value that marks a missing label. `"auto"` means -1 for class ids
+            and multi-label entries, NaN for regression, no masking for custom tasks; give a
+            number, `"nan"`, or `None` (no masking).
+        threshold: decision threshold of a binary or multilabel task, used when exporting.
+        head_layers: for a `custom` task, Keras layers applied in order after the hidden head
+            layers; if `units` is given a final Dense layer follows them.
+
+    Example:
+
+    >>> tasks = [
+    ...     keras_mtl.Task("digit", "multiclass", num_classes=10),
+    ...     keras_mtl.Task("odd", "binary", loss_weight=0.5),
+    ...     keras_mtl.Task("ink", "regression", head_units=(32,)),
+    ... ]
+    >>> tasks[0].output_units
+    10
+    >>> keras_mtl.Task.from_config(tasks[1].get_config()) == tasks[1]
+    True
+    """
+
+    def __init__(
+        self,
+        name,
+        kind,
+        *,
+        num_classes=None,
+        units=None,
+        head_units=(),
+        head_dropout=0.0,
+        activation=None,
+        loss=None,
+        metrics=None,
+        loss_weight=1.0,
+        class_names=None,
+        missing_label="auto",
+        threshold=0.5,
+        head_layers=None,
+    ):
+        self.name = name
+        self.kind = kind
+        self.num_classes = num_classes
+        self.units = units
+        self.head_units = tuple(head_units) if isinstance(head_units, list) else head_units
+        self.head_dropout = head_dropout
+        self.activation = activation
+        self.loss = loss
+        self.metrics = list(metrics) if isinstance(metrics, tuple) else metrics
+        self.loss_weight = loss_weight
+        self.class_names = list(class_names) if class_names is not None else None
+        self.missing_label = missing_label
+        self.threshold = threshold
+        self.head_layers = list(head_layers) if head_layers is not None else None
+        self._validate()
+
+    # === Validation ===
+
+    def _fail(self, message, error=errors.TaskSpecError):
+        raise error(f"Task {self.name!r}: {message}")
+
+    def _validate(self):
+        if not isinstance(self.name, str) or not self.name.isidentifier() or keyword.iskeyword(
+            self.name
+        ):
+            raise errors.TaskSpecError(
+                "`name` must be a Python identifier (letters, digits and underscores, not "
+                f"starting with a digit, not a keyword). Received: name={self.name!r}"
+            )
+        if self.kind not in KINDS:
+            self._fail(f"`kind` must be one of {list(KINDS)}. Received: kind={self.kind!r}")
+        if self.kind in ("multiclass", "multilabel"):
+            minimum = 2 if self.kind == "multiclass" else 1
+            if self.num_classes is None:
+                self._fail(
+                    f"a {self.kind!r} task needs `num_classes`. Received: num_classes=None"
+                )
+            if not _is_int(self.num_classes) or self.num_classes < minimum:
+                self._fail(
+                    f"`num_classes` must be an integer >= {minimum} for a {self.kind!r} task. "
+                    f"Received: num_classes={self.num_classes!r}"
+                )
+        elif self.num_classes is not None:
+            self._fail(
+                f"`num_classes` applies only to 'multiclass' and 'multilabel' tasks, not "
+                f"{self.kind!r}. Received: num_classes={self.num_classes!r}"
+            )
+        if self.units is not None:
+            if self.kind not in ("regression", "custom"):
+                self._fail(
+                    f"`units` applies only to 'regression' and 'custom' tasks, not "
+                    f"{self.kind!r}. Received: units={self.units!r}"
+                )
+            if not _is_int(self.units) or self.units < 1:
+                self._fail(f"`units` must be an integer >= 1. Received: units={self.units!r}")
+        if self.kind == "custom":
+            if self.loss is None:
+                self._fail("a 'custom' task needs a `loss`. Received: loss=None")
+            if self.units is None and not self.head_layers:
+                self._fail(
+                    "a 'custom' task needs `units` or `head_layers`. "
+                    f"Received: units=None, head_layers={self.head_layers!r}"
+                )
+        elif self.head_layers is not None:
+            self._fail(
+                "`head_layers` applies only to 'custom' tasks; use `head_units` for "
+                f"{self.kind!r}. Received: head_layers={self.head_layers!r}"
+            )
+        if self.head_layers is not None:
+            for layer in self.head_layers:
+                if not isinstance(layer, keras.layers.Layer):
+                    self._fail(
+                        "`head_layers` must be Keras layers. Received an item of type "
+                        f"{type(layer).__name__}: {layer!r}",
+                        errors.TaskTypeError,
+                    )
+        if not isinstance(self.head_units, tuple) or not all(
+            _is_int(u) and u >= 1 for u in self.head_units
+        ):
+            self._fail(
+                "`head_units` must be a tuple of positive integers. "
+                f"Received: head_units={self.head_units!r}"
+            )
+        if not isinstance(self.head_dropout, numbers.Real) or not 0 <= self.head_dropout < 1:
+            self._fail(
+                f"`head_dropout` must be in [0, 1). Received: head_dropout={self.head_dropout!r}"
+            )
+        if (
+            isinstance(self.loss_weight, bool)
+            or not isinstance(self.loss_weight, numbers.Real)
+            or not self.loss_weight >= 0
+            or math.isinf(self.loss_weight)
+        ):
+            self._fail(
+                "`loss_weight` must be a finite number >= 0. "
+                f"Received: loss_weight={self.loss_weight!r}"
+            )
+        if self.class_names is not None:
+            expected = {"binary": 2, "multiclass": self.num_classes,
+                        "multilabel": self.num_classes}.get(self.kind)
+            if expected is None:
+                self._fail(
+                    f"`class_names` applies only to classification tasks, not {self.kind!r}. "
+                    f"Received: class_names={self.class_names!r}"
+                )
+            if len(self.class_names) != expected:
+                self._fail(
+                    f"`class_names` must have {expected} entries "
+                    f"({'[negative, positive]' if self.kind == 'binary' else 'one per class'}). "
+                    f"Received {len(self.class_names)}: class_names={self.class_names!r}"
+                )
+        if not isinstance(self.threshold, numbers.Real) or not 0 < self.threshold < 1:
+            self._fail(f"`threshold` must be in (0, 1). Received: threshold={self.threshold!r}")
+        marker = self.missing_label
+        if not (
+            marker is None
+            or marker == "auto"
+            or (isinstance(marker, str) and marker.lower() == "nan")
+            or (isinstance(marker, numbers.Real) and not isinstance(marker, bool))
+        ):
+            self._fail(
+                "`missing_label` must be 'auto', a number, 'nan' or None. "
+                f"Received: missing_label={marker!r}"
+            )
+
+    # === What the task builds ===
+
+    @property
+    def output_units(self):
+        """The size of the task's output layer."""
+        if self.kind == "binary":
+            return 1
+        if self.kind in ("multiclass", "multilabel"):
+            return self.num_classes
+        if self.kind == "regression":
+            return self.units or 1
+        return self.units
+
+    @property
+    def output_activation(self):
+        return self.activation or _KIND_DEFAULTS[self.kind][0]
+
+    @property
+    def resolved_missing_label(self):
+        """The marker of a missing label in effect (`None`: nothing is masked)."""
+        if self.missing_label == "auto":
+            return _KIND_DEFAULTS[self.kind][3]
+        return self.missing_label
+
+    @property
+    def elementwise_labels(self):
+        """True when labels have one entry per output unit, False for sparse class ids."""
+        return _KIND_DEFAULTS[self.kind][4]
+
+    def build_loss(self):
+        """A fresh Keras loss for this task, ignoring missing labels."""
+        loss = _clone(_deserialize(self.loss)) if self.loss is not None else None
+        loss = loss if loss is not None else _KIND_DEFAULTS[self.kind][1]
+        if self.resolved_missing_label is None:
+            return keras.losses.get(loss)
+        return MaskedLoss(loss, self.resolved_missing_label, self.elementwise_labels)
+
+    def build_metrics(self):
+        """Fresh Keras metrics for this task, ignoring missing labels."""
+        specs = self.metrics if self.metrics is not None else list(_KIND_DEFAULTS[self.kind][2])
+        built = []
+        for spec in specs:
+            spec = _deserialize(spec)
+            aliases = _METRIC_ALIASES.get(self.kind, {})
+            if isinstance(spec, str) and spec.lower() in aliases:
+                metric = aliases[spec.lower()]()
+            elif isinstance(spec, keras.metrics.Metric):
+                metric = _clone(spec)
+            else:
+                try:
+                    metric = keras.metrics.get(spec)
+                except ValueError as e:
+                    self._fail(f"unknown metric in `metrics`: {spec!r} ({e})")
+                if not isinstance(metric, keras.metrics.Metric):
+                    metric = keras.metrics.MeanMetricWrapper(metric, name=str(spec))
+            if self.resolved_missing_label is not None:
+                metric = MaskedMetric(metric, self.resolved_missing_label, self.elementwise_labels)
+            built.append(metric)
+        return built
+
+    def build_head(self, features):
+        """Applies fresh head layers to `features`; the output layer is named `self.name`."""
+        x = features
+        for i, width in enumerate(self.head_units):
+            x = keras.layers.Dense(width, activation="relu", name=f"{self.name}_head_{i}")(x)
+            if self.head_dropout:
+                x = keras.layers.Dropout(self.head_dropout, name=f"{self.name}_head_dropout_{i}")(
+                    x
+                )
+        if self.kind == "custom":
+            for layer in self.head_layers or ():
+                x = _clone(layer)(x)
+            if self.units is None:
+                return keras.layers.Identity(name=self.name)(x)
+        return keras.layers.Dense(
+            self.output_units, activation=self.output_activation, name=self.name
+        )(x)
+
+    # === Config ===
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "num_classes": self.num_classes,
+            "units": self.units,
+            "head_units": list(self.head_units),
+            "head_dropout": self.head_dropout,
+            "activation": self.activation,
+            "loss": _serialize(self.loss),
+            "metrics": None if self.metrics is None else [_serialize(m) for m in self.metrics],
+            "loss_weight": self.loss_weight,
+            "class_names": self.class_names,
+            "missing_label": self.missing_label,
+            "threshold": self.threshold,
+            "head_layers": None
+            if self.head_layers is None
+            else [keras.layers.serialize(layer) for layer in self.head_layers],
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["head_units"] = tuple(config.get("head_units", ()))
+        if config.get("loss") is not None:
+            config["loss"] = _deserialize(config["loss"])
+        if config.get("metrics") is not None:
+            config["metrics"] = [_deserialize(m) for m in config["metrics"]]
+        if config.get("head_layers") is not None:
+            config["head_layers"] = [keras.layers.deserialize(c) for c in config["head_layers"]]
+        return cls(**config)
+
+    def __eq__(self, other):
+        return isinstance(other, Task) and _comparable(self.get_config()) == _comparable(
+            other.get_config()
+        )
+
+    def __hash__(self):
+        return hash((self.name, self.kind))
+
+    def __repr__(self):
+        size = {"num_classes": self.num_classes, "units": self.units}
+        size = ", ".join(f"{k}={v}" for k, v in size.items() if v is not None)
+        return f"Task({self.name!r}, {self.kind!r}{', ' + size if size else ''})"
+
+
+def _is_int(value):
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _comparable(config):
+    """NaN markers compare equal to each other."""
+    marker = config.get("missing_label")
+    if isinstance(marker, float) and math.isnan(marker):
+        config = dict(config, missing_label="nan")
+    return config
+
+
+def validate_tasks(tasks):
+    """Checks a list of tasks and returns it as a list; raises on duplicates or wrong types."""
+    if isinstance(tasks, Task):
+        tasks = [tasks]
+    if not isinstance(tasks, (list, tuple)) or not tasks:
+        raise errors.TaskTypeError(
+            "`tasks` must be a non-empty list of `keras_mtl.Task`. "
+            f"Received: tasks={tasks!r}"
+        )
+    for i, task in enumerate(tasks):
+        if not isinstance(task, Task):
+            raise errors.TaskTypeError(
+                f"`tasks[{i}]` must be a `keras_mtl.Task`. Received an object of type "
+                f"{type(task).__name__}: {task!r}"
+            )
+    seen = set()
+    for task in tasks:
+        if task.name in seen:
+            raise errors.TaskSpecError(
+                f"Task names must be unique; {task.name!r} appears more than once. Received: "
+                f"names={[t.name for t in tasks]}"
+            )
+        seen.add(task.name)
+    return list(tasks)
