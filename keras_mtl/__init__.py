@@ -1,12 +1,14 @@
 """keras_mtl: multi-task learning models in Keras 3."""
 
 from keras_mtl import datasets, errors, losses, sharing, weighting
+from keras_mtl.hub import HubLayer
 from keras_mtl.model import MTLModel, build_mtl_model
 from keras_mtl.tasks import Task
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "HubLayer",
     "MTLModel",
     "Task",
     "build_mtl_model",
