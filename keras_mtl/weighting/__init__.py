@@ -3,11 +3,25 @@
 import keras
 
 from keras_mtl import errors
-from keras_mtl.weighting.base import WeightingMethod
+from keras_mtl.weighting.base import GradientWeighting, LossWeighting, WeightingMethod
+from keras_mtl.weighting.cagrad import CAGrad
+from keras_mtl.weighting.dwa import DWA
+from keras_mtl.weighting.gradnorm import GradNorm
+from keras_mtl.weighting.mgda import MGDA
+from keras_mtl.weighting.pcgrad import PCGrad
+from keras_mtl.weighting.rlw import RLW
 from keras_mtl.weighting.static import Static
+from keras_mtl.weighting.uncertainty import Uncertainty
 
 _REGISTRY = {
     "static": Static,
+    "uncertainty": Uncertainty,
+    "dwa": DWA,
+    "rlw": RLW,
+    "gradnorm": GradNorm,
+    "pcgrad": PCGrad,
+    "mgda": MGDA,
+    "cagrad": CAGrad,
 }
 
 
@@ -44,4 +58,18 @@ def get(identifier):
     )
 
 
-__all__ = ["WeightingMethod", "Static", "get", "names"]
+__all__ = [
+    "CAGrad",
+    "DWA",
+    "GradNorm",
+    "GradientWeighting",
+    "LossWeighting",
+    "MGDA",
+    "PCGrad",
+    "RLW",
+    "Static",
+    "Uncertainty",
+    "WeightingMethod",
+    "get",
+    "names",
+]

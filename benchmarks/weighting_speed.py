@@ -1,0 +1,208 @@
+"""Step time of each weighting method relative to `Static`, measured side by side.
+
+A hard-shared MLP (input 512, two shared Dense layers of 768 units: about 1M shared
+parameters) with 4 tasks, batch 256. Methods are timed in interleaved rounds (every round
+runs every method), and the median over rounds is reported, so machine load affects all
+methods alike. Also printed: the plain-loop baseline (one `tape.gradient` per task over all
+variables, flattened into one vector per task, PCGrad on the flat vectors, unflattened),
+and each method's peak memory during training steps: the highest resident memory sampled
+while a trained-once model runs two more epochs, minus the resident memory just before
+(measured in a fresh process for each method).
+
+Run: `python benchmarks/weighting_speed.py [--rounds 7] [--steps 20] [--no-memory]`
+"""
+
+import argparse
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+import keras_mtl  # noqa: E402
+from keras_mtl import weighting  # noqa: E402
+from keras_mtl.weighting import gradients  # noqa: E402
+
+INPUT_DIM = 512
+SHARED_UNITS = 768
+NUM_TASKS = 4
+BATCH_SIZE = 256
+
+# (label, factory, kind, target ratio)
+METHODS = [
+    ("static", lambda: weighting.Static(), "loss", None),
+    ("uncertainty", lambda: weighting.Uncertainty(), "loss", 1.10),
+    ("dwa", lambda: weighting.DWA(), "loss", 1.10),
+    ("rlw", lambda: weighting.RLW(), "loss", 1.10),
+    ("gradnorm rep", lambda: weighting.GradNorm(mode="rep"), "rep", 1.3),
+    ("pcgrad rep", lambda: weighting.PCGrad(mode="rep"), "rep", 1.3),
+    ("mgda rep", lambda: weighting.MGDA(mode="rep"), "rep", 1.3),
+    ("cagrad rep", lambda: weighting.CAGrad(mode="rep"), "rep", 1.3),
+    ("gradnorm exact", lambda: weighting.GradNorm(mode="exact"), "exact", 3.3),
+    ("pcgrad exact", lambda: weighting.PCGrad(mode="exact"), "exact", 3.3),
+    ("mgda exact", lambda: weighting.MGDA(mode="exact"), "exact", 3.3),
+    ("cagrad exact", lambda: weighting.CAGrad(mode="exact"), "exact", 3.3),
+    ("plain loop pcgrad", lambda: _PlainLoopPCGrad(), "baseline", None),
+]
+
+
+class _PlainLoopPCGrad(weighting.PCGrad):
+    """The naive exact PCGrad: flat per-task gradient vectors, a further unflatten."""
+
+    def __init__(self):
+        super().__init__(mode="exact")
+
+    def train_step(self, model, data, default_train_step):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        variables = model.trainable_variables
+        with tf.GradientTape(persistent=True) as tape:
+            y_pred = model(x, training=True)
+            losses = gradients.task_losses(model, y, y_pred, sample_weight)
+        flat = []
+        for loss in losses:
+            grads = tape.gradient(loss, variables)
+            flat.append(
+                tf.concat(
+                    [
+                        tf.reshape(g if g is not None else tf.zeros_like(v), [-1])
+                        for g, v in zip(grads, variables)
+                    ],
+                    0,
+                )
+            )
+        del tape
+        order = tf.random.shuffle(tf.range(len(flat)))
+        projected = []
+        for g_i in flat:
+            g = g_i
+            for k in range(len(flat)):
+                g_j = tf.gather(tf.stack(flat), order[k])
+                dot = tf.reduce_sum(g * g_j)
+                g = g - tf.minimum(dot, 0.0) / (tf.reduce_sum(g_j * g_j) + 1e-12) * g_j
+            projected.append(g)
+        total = tf.add_n(projected)
+        grads, start = [], 0
+        for v in variables:
+            size = int(np.prod(v.shape))
+            grads.append(tf.reshape(total[start : start + size], v.shape))
+            start += size
+        model.optimizer.apply_gradients(zip(grads, variables))
+        logs = dict(model.compute_metrics(x, y, y_pred, sample_weight=sample_weight))
+        return logs
+
+
+def _data(num_batches, seed=0):
+    rng = np.random.default_rng(seed)
+    n = num_batches * BATCH_SIZE
+    x = rng.normal(size=(n, INPUT_DIM)).astype("float32")
+    y = {f"task_{t}": rng.normal(size=(n, 1)).astype("float32") for t in range(NUM_TASKS)}
+    return x, y
+
+
+def _model(method):
+    tasks = [keras_mtl.Task(f"task_{t}", "regression", head_units=(64,)) for t in range(NUM_TASKS)]
+    return keras_mtl.build_mtl_model(
+        (INPUT_DIM,), tasks, shared_layers=2, shared_units=SHARED_UNITS, weighting=method,
+        optimizer=keras.optimizers.SGD(1e-3),
+    )
+
+
+def _time_epoch(model, x, y):
+    start = time.perf_counter()
+    model.fit(x, y, batch_size=BATCH_SIZE, epochs=1, verbose=0, shuffle=False)
+    return (time.perf_counter() - start) / (len(x) // BATCH_SIZE)
+
+
+def _rss_mb():
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * resource.getpagesize() / 2**20
+
+
+def _peak_memory(label, steps):
+    out = subprocess.run(
+        [sys.executable, os.path.abspath(__file__), "--memory-child", label, "--steps", str(steps)],
+        capture_output=True,
+        text=True,
+    )
+    lines = [l for l in out.stdout.splitlines() if l.startswith("PEAK")]
+    return float(lines[-1].split()[1]) if lines else float("nan")
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--no-memory", action="store_true")
+    parser.add_argument("--memory-child", default=None)
+    args = parser.parse_args()
+    keras.utils.set_random_seed(0)
+    factories = {label: (factory, kind, target) for label, factory, kind, target in METHODS}
+    x, y = _data(args.steps)
+    if args.memory_child:
+        model = _model(factories[args.memory_child][0]())
+        model.fit(x, y, batch_size=BATCH_SIZE, epochs=1, verbose=0)
+        baseline = _rss_mb()
+        peak = [baseline]
+        done = threading.Event()
+
+        def sample():
+            while not done.is_set():
+                peak[0] = max(peak[0], _rss_mb())
+                time.sleep(0.0005)
+
+        sampler = threading.Thread(target=sample)
+        sampler.start()
+        model.fit(x, y, batch_size=BATCH_SIZE, epochs=2, verbose=0)
+        done.set()
+        sampler.join()
+        print("PEAK", peak[0] - baseline)
+        return
+
+    models = {}
+    for label, factory, _, _ in METHODS:
+        models[label] = _model(factory())
+        warmup = 2 * BATCH_SIZE
+        _time_epoch(models[label], x[:warmup], {k: v[:warmup] for k, v in y.items()})
+    shared = sum(
+        int(np.prod(v.shape)) for v in models["static"].trainable_variables if "hard" in v.path
+    )
+    times = {label: [] for label in models}
+    for _ in range(args.rounds):
+        for label, model in models.items():
+            times[label].append(_time_epoch(model, x, y))
+    static = statistics.median(times["static"])
+    floor = (1 + 2 * NUM_TASKS) / 3
+    print(
+        f"weighting step time relative to Static: hard-shared MLP, {shared:,} shared "
+        f"parameters, {NUM_TASKS} tasks, batch {BATCH_SIZE}, median of {args.rounds} "
+        f"interleaved rounds of {args.steps} steps (exact-mode floor (1+2T)/3 = {floor:.2f})"
+    )
+    header = f"| {'method':<18} | {'mode':<8} | {'ms/step':>8} | {'ratio':>6} | {'target':>6} |"
+    if not args.no_memory:
+        header += f" {'step peak MB':>12} |"
+    print(header)
+    print("|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1]) + "|")
+    for label, _, kind, target in METHODS:
+        median = statistics.median(times[label])
+        row = (
+            f"| {label:<18} | {kind:<8} | {median * 1e3:8.2f} | {median / static:6.2f} | "
+            f"{('<= %.2f' % target) if target else '':>6} |"
+        )
+        if not args.no_memory:
+            row += f" {_peak_memory(label, args.steps):12.1f} |"
+        print(row)
+
+
+if __name__ == "__main__":
+    main()
