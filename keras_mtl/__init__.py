@@ -1,14 +1,16 @@
 """keras_mtl: multi-task learning models in Keras 3."""
 
-from keras_mtl import datasets, errors, losses, sharing, weighting
+from keras_mtl import datasets, errors, losses, sharing, tuning, weighting
 from keras_mtl.hub import HubLayer
 from keras_mtl.model import MTLModel, build_mtl_model
 from keras_mtl.tasks import Task
+from keras_mtl.tuning import MTLHyperModel
 
 __version__ = "0.1.0"
 
 __all__ = [
     "HubLayer",
+    "MTLHyperModel",
     "MTLModel",
     "Task",
     "build_mtl_model",
@@ -16,5 +18,6 @@ __all__ = [
     "errors",
     "losses",
     "sharing",
+    "tuning",
     "weighting",
 ]
