@@ -7,10 +7,25 @@ import keras
 
 from keras_mtl import errors
 from keras_mtl.sharing.base import SharingStrategy
+from keras_mtl.sharing.cross_stitch import CrossStitch
 from keras_mtl.sharing.hard import Hard
+from keras_mtl.sharing.inspect import (
+    cross_stitch_matrices,
+    find_strategy,
+    gate_usage,
+    gate_weights,
+    soft_sharing_distance,
+)
+from keras_mtl.sharing.mmoe import MMoE
+from keras_mtl.sharing.ple import PLE
+from keras_mtl.sharing.soft import Soft
 
 _REGISTRY = {
     "hard": Hard,
+    "soft": Soft,
+    "cross_stitch": CrossStitch,
+    "mmoe": MMoE,
+    "ple": PLE,
 }
 
 
@@ -52,4 +67,19 @@ def get(identifier):
     )
 
 
-__all__ = ["SharingStrategy", "Hard", "get", "get_class", "names"]
+__all__ = [
+    "CrossStitch",
+    "Hard",
+    "MMoE",
+    "PLE",
+    "SharingStrategy",
+    "Soft",
+    "cross_stitch_matrices",
+    "find_strategy",
+    "gate_usage",
+    "gate_weights",
+    "get",
+    "get_class",
+    "names",
+    "soft_sharing_distance",
+]

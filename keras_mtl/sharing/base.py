@@ -1,6 +1,7 @@
 """The base class of sharing strategies: how tasks share parameters."""
 
 import keras
+from keras import ops
 
 from keras_mtl import errors
 
@@ -70,3 +71,41 @@ def check_positive_int(name, value, minimum=1):
 def check_rate(name, value):
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
         raise errors.ConfigError(f"`{name}` must be in [0, 1). Received: {name}={value!r}")
+
+
+def serialize_activation(activation):
+    """`activation` as given when it is a name, else in the form Keras' configs use."""
+    if activation is None or isinstance(activation, str):
+        return activation
+    return keras.activations.serialize(activation)
+
+
+def glorot_uniform(fan_in, fan_out):
+    """Glorot-uniform for one `fan_in -> fan_out` Dense kernel of a stack of them.
+
+    Keras' own initializer would count the stacking axes in the fans of a 3-D kernel and
+    start every expert (or tower) smaller than a `Dense` layer of the same size.
+    """
+    limit = (6.0 / (fan_in + fan_out)) ** 0.5
+    return keras.initializers.RandomUniform(-limit, limit)
+
+
+def flatten_leading(inputs):
+    """`inputs` as `(n, features)` and the leading shape to restore, or None if already 2-D.
+
+    The strategies compute on 2-D features because TensorFlow's einsum is several times
+    slower with an ellipsis than with explicit axes.
+    """
+    if len(inputs.shape) == 2:
+        return inputs, None
+    leading = tuple(ops.shape(inputs)[:-1])
+    return ops.reshape(inputs, (-1, inputs.shape[-1])), leading
+
+
+def restore_leading(outputs, leading):
+    """Undoes `flatten_leading` on each `(n, units)` tensor of the dict `outputs`."""
+    if leading is None:
+        return outputs
+    return {
+        name: ops.reshape(value, leading + (value.shape[-1],)) for name, value in outputs.items()
+    }
