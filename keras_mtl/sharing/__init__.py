@@ -50,8 +50,10 @@ def get(identifier):
 
     Example:
 
-    >>> keras_mtl.sharing.get("hard")
-    <Hard name=hard, built=False>
+    >>> type(keras_mtl.sharing.get("mmoe")).__name__
+    'MMoE'
+    >>> keras_mtl.sharing.get("cross_stitch").get_config()["shared_layers"]
+    1
     """
     if isinstance(identifier, SharingStrategy):
         return identifier
