@@ -48,6 +48,14 @@ class SharingStrategy(keras.layers.Layer):
             )
         self.task_names = task_names
 
+    def _set_layer_options(self, dropout, activation):
+        """Checks and stores the `dropout` and `activation` every strategy's layers share."""
+        check_rate("dropout", dropout)
+        self.dropout = dropout
+        self.activation = activation
+        self._activation = keras.activations.get(activation)
+        self.dropout_layer = keras.layers.Dropout(dropout) if dropout else None
+
     def _require_task_names(self):
         if self.task_names is None:
             raise errors.ConfigError(

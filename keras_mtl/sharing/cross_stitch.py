@@ -8,7 +8,6 @@ from keras_mtl import errors
 from keras_mtl.sharing.base import (
     SharingStrategy,
     check_positive_int,
-    check_rate,
     flatten_leading,
     glorot_uniform,
     restore_leading,
@@ -69,14 +68,10 @@ class CrossStitch(SharingStrategy):
             raise errors.ConfigError(
                 f"`self_weight` must be in (0, 1]. Received: self_weight={self_weight!r}"
             )
-        check_rate("dropout", dropout)
         self.shared_layers = shared_layers
         self.units = units
         self.self_weight = self_weight
-        self.dropout = dropout
-        self.activation = activation
-        self._activation = keras.activations.get(activation)
-        self.dropout_layer = keras.layers.Dropout(dropout) if dropout else None
+        self._set_layer_options(dropout, activation)
 
     def _initial_matrix(self, num_tasks):
         if num_tasks == 1:

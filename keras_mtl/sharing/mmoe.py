@@ -6,7 +6,6 @@ from keras import ops
 from keras_mtl.sharing.base import (
     SharingStrategy,
     check_positive_int,
-    check_rate,
     flatten_leading,
     glorot_uniform,
     restore_leading,
@@ -63,14 +62,10 @@ class MMoE(SharingStrategy):
         check_positive_int("num_experts", num_experts)
         check_positive_int("expert_layers", expert_layers)
         check_positive_int("expert_units", expert_units)
-        check_rate("dropout", dropout)
         self.num_experts = num_experts
         self.expert_layers = expert_layers
         self.expert_units = expert_units
-        self.dropout = dropout
-        self.activation = activation
-        self._activation = keras.activations.get(activation)
-        self.dropout_layer = keras.layers.Dropout(dropout) if dropout else None
+        self._set_layer_options(dropout, activation)
 
     @classmethod
     def from_builder_args(cls, *, shared_layers, shared_units, dropout, activation):

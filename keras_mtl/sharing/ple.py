@@ -7,7 +7,6 @@ from keras_mtl import errors
 from keras_mtl.sharing.base import (
     SharingStrategy,
     check_positive_int,
-    check_rate,
     flatten_leading,
     glorot_uniform,
     restore_leading,
@@ -67,16 +66,12 @@ class PLE(SharingStrategy):
         check_positive_int("task_experts", task_experts)
         check_positive_int("expert_layers", expert_layers)
         check_positive_int("expert_units", expert_units)
-        check_rate("dropout", dropout)
         self.num_levels = num_levels
         self.shared_experts = shared_experts
         self.task_experts = task_experts
         self.expert_layers = expert_layers
         self.expert_units = expert_units
-        self.dropout = dropout
-        self.activation = activation
-        self._activation = keras.activations.get(activation)
-        self.dropout_layer = keras.layers.Dropout(dropout) if dropout else None
+        self._set_layer_options(dropout, activation)
 
     @classmethod
     def from_builder_args(cls, *, shared_layers, shared_units, dropout, activation):

@@ -7,7 +7,6 @@ from keras_mtl import errors
 from keras_mtl.sharing.base import (
     SharingStrategy,
     check_positive_int,
-    check_rate,
     flatten_leading,
     glorot_uniform,
     restore_leading,
@@ -72,15 +71,11 @@ class Soft(SharingStrategy):
             raise errors.ConfigError(
                 f"`distance` must be one of {list(_DISTANCES)}. Received: distance={distance!r}"
             )
-        check_rate("dropout", dropout)
         self.shared_layers = shared_layers
         self.units = units
         self.penalty = penalty
         self.distance = distance
-        self.dropout = dropout
-        self.activation = activation
-        self._activation = keras.activations.get(activation)
-        self.dropout_layer = keras.layers.Dropout(dropout) if dropout else None
+        self._set_layer_options(dropout, activation)
 
     def build(self, input_shape):
         num_tasks = len(self._require_task_names())
