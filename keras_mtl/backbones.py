@@ -1,6 +1,7 @@
 """Resolving the `backbone` argument of `build_mtl_model` into inputs and a feature tensor."""
 
 import difflib
+import os
 import re
 
 import keras
@@ -205,7 +206,7 @@ def resolve_backbone(
 
     from keras_mtl import hub
 
-    if hub.is_hub_handle(backbone):
+    if hub.is_hub_handle(backbone) or _looks_like_path(backbone):
         layer = hub.HubLayer(backbone, trainable=bool(trainable), **(hub_options or {}))
         if input_shape is None:
             inferred = layer.inferred_input()
@@ -228,6 +229,16 @@ def resolve_backbone(
         "keras.applications model, a TF Hub handle or SavedModel directory, a keras.Input, an "
         f"input shape tuple, or a dict of keras.Input. Received an object of type "
         f"{type(backbone).__name__}: {backbone!r}"
+    )
+
+
+def _looks_like_path(value):
+    """A string meant as a file path (keras.applications names never are): it goes to
+    `HubLayer`, whose error names the path, rather than to the applications lookup."""
+    if isinstance(value, os.PathLike):
+        return True
+    return isinstance(value, str) and (
+        os.sep in value or "/" in value or value.startswith((".", "~"))
     )
 
 

@@ -10,6 +10,7 @@ import hashlib
 import inspect
 import json
 import os
+import socket
 import threading
 import urllib.error
 import urllib.request
@@ -23,6 +24,8 @@ from keras_mtl.errors import HubHandleError
 
 # How long a handle's host may take to answer before it is declared unreachable.
 _PROBE_TIMEOUT_SECONDS = 5.0
+# How long one read of a download may stall before it is abandoned.
+_READ_TIMEOUT_SECONDS = 30.0
 _URL_PREFIXES = ("http://", "https://", "gs://")
 # Handles written without their scheme, as they are often copied from a browser.
 _SCHEMELESS_HOSTS = ("tfhub.dev/", "www.kaggle.com/", "kaggle.com/", "hub.tensorflow.google.cn/")
@@ -498,10 +501,17 @@ def _resolve(handle):
         reason = _probe(url)
         if reason is not None:
             raise _handle_error(handle, reason)
+    # tensorflow_hub opens the download without a timeout: a server that answered the probe
+    # and then stalls would block for ever. A per-read timeout bounds each stall while a slow
+    # but moving download still completes.
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(_READ_TIMEOUT_SECONDS)
     try:
         return hub.resolve(url)
     except Exception as error:  # tensorflow_hub raises many types; all mean the same here.
         raise _handle_error(handle, f"tensorflow_hub could not resolve it ({error})") from error
+    finally:
+        socket.setdefaulttimeout(previous)
 
 
 def _load(handle, load_options):

@@ -5,9 +5,12 @@ SavedModel (`tf.saved_model.load`), never through HubLayer.
 """
 
 import hashlib
+import http.server
 import os
 import shutil
+import socket
 import sys
+import threading
 import time
 
 import keras
@@ -458,12 +461,69 @@ def test_missing_local_path_fails_fast_naming_the_handle(tmp_path):
     assert "no saved_model.pb" in _assert_fast_handle_error(str(empty))
 
 
-def test_unreachable_url_fails_fast(tmp_path, monkeypatch):
+class _Handler(http.server.BaseHTTPRequestHandler):
+    """A loopback server standing in for a hub host: 404 for `/missing`, stalls GETs."""
+
+    def do_HEAD(self):
+        self.send_response(404 if self.path.startswith("/missing") else 200)
+        self.end_headers()
+
+    def do_GET(self):
+        time.sleep(self.server.stall_seconds)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def loopback_server():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    server.daemon_threads = True
+    server.stall_seconds = 20.0
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_unreachable_urls_fail_fast(tmp_path, monkeypatch, loopback_server):
+    # Only loopback addresses: the hosts that do not answer are stand-ins made here.
     monkeypatch.setenv("TFHUB_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setattr(hub_lib, "_PROBE_TIMEOUT_SECONDS", 1.0)
-    _assert_fast_handle_error("https://tfhub.dev/keras-mtl/does-not-exist/1")
-    # A non-routable address: the connection would hang, the probe gives up.
-    _assert_fast_handle_error("http://10.255.255.1/keras-mtl/module/1")
+    monkeypatch.setattr(hub_lib, "_READ_TIMEOUT_SECONDS", 1.0)
+    message = _assert_fast_handle_error(f"{loopback_server}/missing/module/1")
+    assert "does not exist (HTTP 404)" in message
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen()
+    try:
+        # Accepts the connection and never answers: the probe gives up.
+        message = _assert_fast_handle_error(
+            f"http://127.0.0.1:{silent.getsockname()[1]}/module/1", seconds=5.0
+        )
+        assert "timed out" in message or "did not answer" in message
+    finally:
+        silent.close()
+
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()
+    assert "unreachable" in _assert_fast_handle_error(f"http://127.0.0.1:{port}/module/1")
+
+    # Answers the probe, then stalls the download: the read timeout ends it.
+    _assert_fast_handle_error(f"{loopback_server}/stalls/module/1", seconds=8.0)
+
+
+def test_builder_reports_a_missing_module_path_as_a_hub_handle(tmp_path):
+    import keras_mtl
+
+    tasks = [keras_mtl.Task("a", "binary")]
+    for path in (str(tmp_path / "no_such_module"), "models/my_module"):
+        with pytest.raises(HubHandleError, match="TFHUB_CACHE_DIR") as info:
+            keras_mtl.build_mtl_model(path, tasks)
+        assert repr(path) in str(info.value)
 
 
 def test_cached_url_loads_offline(modules, tmp_path, monkeypatch):
