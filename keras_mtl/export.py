@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import tempfile
+import warnings
 
 import keras
 import tensorflow as tf
@@ -250,6 +251,13 @@ def _check_target(path, overwrite):
             f"remote storage. Received: path={path!r}"
         )
     path = os.path.abspath(path)
+    parent = os.path.dirname(path)
+    while not os.path.exists(parent):  # ends at the root, which exists
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise errors.ExportError(
+            f"Cannot export to {path!r}: {parent!r} is a file, not a directory."
+        )
     if os.path.exists(path) and not overwrite:
         if not os.path.isdir(path):
             raise errors.ExportError(
@@ -299,6 +307,14 @@ def _input_specs(model):
         raise errors.ExportError(
             f"The inputs of the model {model.name!r} must have distinct names to become the "
             f"signature's input names. Received: {names}"
+        )
+    unnamed = [name for name in names if name.startswith("keras_tensor")]
+    if unnamed:
+        warnings.warn(
+            f"The model's inputs {unnamed} have names Keras generated, which change from one "
+            "session to the next; clients of the export call the signature by these names. "
+            "Name them: keras.Input(..., name='image').",
+            stacklevel=3,
         )
     specs = {}
     for name, tensor in zip(names, model.inputs):

@@ -52,7 +52,10 @@ _BUILD_KNOBS = ("shared_layers", "shared_units", "dropout", "learning_rate") + _
 _LOSS_WEIGHT = "loss_weight"
 
 # Metric names whose larger values are better, for per-task objectives.
-_MAX_METRICS = ("accuracy", "auc", "precision", "recall", "f1", "r2", "iou")
+_MAX_METRICS = (
+    "accuracy", "auc", "precision", "recall", "f1", "f1_score", "r2", "r2_score", "iou",
+    "delta_m",
+)
 
 
 def delta_m(losses, reference):
@@ -328,7 +331,9 @@ def _clone_keras_object(obj):
 
 def _direction(metric):
     name = metric.lower()
-    return "max" if any(name.endswith(m) for m in _MAX_METRICS) else "min"
+    if name.startswith("val_"):
+        name = name[len("val_"):]
+    return "max" if any(name == m or name.endswith("_" + m) for m in _MAX_METRICS) else "min"
 
 
 class MTLHyperModel(keras_tuner.HyperModel):
@@ -659,6 +664,12 @@ class MTLHyperModel(keras_tuner.HyperModel):
                 y = {self.task_names[0]: y}
             return {k: _to_numpy_labels(v) for k, v in y.items()}
         if isinstance(x, tf.data.Dataset):
+            if x.cardinality() == tf.data.INFINITE_CARDINALITY:
+                raise errors.ConfigError(
+                    f"`{argument}` is an infinite dataset (e.g. `.repeat()`), so its labels "
+                    "cannot be read to compute the Δm reference. Pass a finite dataset, or "
+                    "give `reference={task_name: loss, ...}`."
+                )
             key = id(x)
             if key not in self._reference_cache:
                 parts = {name: [] for name in self.task_names}

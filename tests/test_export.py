@@ -566,3 +566,20 @@ def test_add_task_needs_features_from_when_tasks_have_their_own_features():
     after = bigger.predict(x, verbose=0)
     for task in model.task_names:
         np.testing.assert_allclose(after[task], before[task], atol=ATOL)
+
+
+def test_a_file_in_the_way_of_the_path_is_reported(tmp_path):
+    model = keras_mtl.build_mtl_model((3,), [keras_mtl.Task("a", "binary")], shared_units=4)
+    blocker = tmp_path / "models"
+    blocker.write_text("not a directory")
+    with pytest.raises(keras_mtl.errors.ExportError, match="is a file, not a directory"):
+        keras_mtl.export_saved_model(model, blocker / "digits" / "1")
+
+
+def test_unnamed_inputs_are_warned_about(tmp_path):
+    inputs = keras.Input((3,))
+    model = keras_mtl.build_mtl_model(inputs, [keras_mtl.Task("a", "binary")], shared_units=4)
+    if not model.inputs[0].name.startswith("keras_tensor"):
+        pytest.skip(f"this Keras names unnamed inputs {model.inputs[0].name!r}")
+    with pytest.warns(UserWarning, match="Name them"):
+        keras_mtl.export_saved_model(model, tmp_path / "export")

@@ -339,6 +339,32 @@ def test_pareto_front_keeps_exactly_the_non_dominated_trials():
     assert [t.trial_id for t in front] == ["a", "b", "c", "e"]
 
 
+def test_directions_inferred_from_metric_names():
+    trials = {
+        "low": _fake_trial("low", {"val_delta_m": 0.1}, {}),
+        "high": _fake_trial("high", {"val_delta_m": 0.9}, {}),
+    }
+    front = keras_mtl.tuning.pareto_front(types.SimpleNamespace(trials=trials), ["val_delta_m"])
+    assert [t.trial_id for t in front] == ["high"]
+    for name in ("val_delta_m", "val_price_r2_score", "val_tag_f1_score", "val_a_accuracy",
+                 "val_b_auc"):
+        assert tuning._direction(name) == "max", name
+    for name in ("val_loss", "val_a_loss", "val_price_mae", "val_price_mse"):
+        assert tuning._direction(name) == "min", name
+
+
+def test_an_infinite_dataset_is_refused_before_training():
+    import tensorflow as tf
+
+    x, y = _data()
+    hypermodel = keras_mtl.tuning.MTLHyperModel((6,), _tasks())
+    repeated = tf.data.Dataset.from_tensor_slices((x, y)).batch(16).repeat()
+    with pytest.raises(errors.ConfigError, match="`x` is an infinite dataset"):
+        hypermodel.reference_losses(repeated, steps_per_epoch=2)
+    with pytest.raises(errors.ConfigError, match="`validation_data` is an infinite"):
+        hypermodel.reference_losses(x, y, validation_data=repeated)
+
+
 def test_task_objectives():
     hypermodel = keras_mtl.tuning.MTLHyperModel((6,), _tasks())
     names = [(o.name, o.direction) for o in hypermodel.task_objectives()]
