@@ -178,3 +178,23 @@ def test_hard_sharing_depth_zero_feeds_features_to_heads():
     assert isinstance(model.sharing_layer, keras_mtl.sharing.Hard)
     assert model.sharing_layer.count_params() == 0
     assert model.get_layer("odd").kernel.shape == (6, 1)
+
+
+@pytest.mark.parametrize("module, config, expected", [
+    (keras_mtl.weighting, {"class_name": "PCGrad", "config": {"mode": "rep"}}, "PCGrad"),
+    (keras_mtl.weighting, {"class_name": "pcgrad"}, "PCGrad"),
+    (keras_mtl.sharing, {"class_name": "mmoe", "config": {"num_experts": 3}}, "MMoE"),
+])
+def test_registries_accept_short_config_dicts(module, config, expected):
+    instance = module.get(config)
+    assert type(instance).__name__ == expected
+    for key, value in config.get("config", {}).items():
+        assert instance.get_config()[key] == value
+    assert type(module.get(keras.saving.serialize_keras_object(instance))) is type(instance)
+
+
+def test_registries_reject_unknown_class_names_listing_valid_ones():
+    with pytest.raises(errors.ConfigError, match=r"'Magic'.*'pcgrad'"):
+        keras_mtl.weighting.get({"class_name": "Magic", "config": {}})
+    with pytest.raises(errors.ConfigError, match=r"'sideways'.*'mmoe'"):
+        keras_mtl.sharing.get({"class_name": "sideways"})

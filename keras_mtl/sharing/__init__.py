@@ -3,9 +3,7 @@
 Every strategy is a Keras layer that maps backbone features to one feature tensor per task.
 """
 
-import keras
-
-from keras_mtl import errors
+from keras_mtl import _registry
 from keras_mtl.sharing.base import SharingStrategy
 from keras_mtl.sharing.cross_stitch import CrossStitch
 from keras_mtl.sharing.hard import Hard
@@ -36,13 +34,7 @@ def names():
 
 def get_class(name):
     """The strategy class registered under `name` (snake_case, e.g. `"cross_stitch"`)."""
-    key = name.lower() if isinstance(name, str) else name
-    if key not in _REGISTRY:
-        raise errors.ConfigError(
-            f"Unknown sharing strategy: {name!r}. Valid names: {names()}, or pass a "
-            "`keras_mtl.sharing.SharingStrategy` instance."
-        )
-    return _REGISTRY[key]
+    return _registry.lookup_class(_REGISTRY, name, "sharing")
 
 
 def get(identifier):
@@ -55,18 +47,7 @@ def get(identifier):
     >>> keras_mtl.sharing.get("cross_stitch").get_config()["shared_layers"]
     1
     """
-    if isinstance(identifier, SharingStrategy):
-        return identifier
-    if isinstance(identifier, str):
-        return get_class(identifier)()
-    if isinstance(identifier, dict):
-        strategy = keras.saving.deserialize_keras_object(identifier)
-        if isinstance(strategy, SharingStrategy):
-            return strategy
-    raise errors.ConfigError(
-        "`sharing` must be a strategy name, a config dict or a `keras_mtl.sharing."
-        f"SharingStrategy` instance. Valid names: {names()}. Received: sharing={identifier!r}"
-    )
+    return _registry.get(_REGISTRY, SharingStrategy, identifier, "sharing")
 
 
 __all__ = [

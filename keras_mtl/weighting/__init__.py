@@ -1,8 +1,6 @@
 """How task losses and gradients are combined: one method per file, and `get()` to look them up."""
 
-import keras
-
-from keras_mtl import errors
+from keras_mtl import _registry
 from keras_mtl.weighting.base import GradientWeighting, LossWeighting, WeightingMethod
 from keras_mtl.weighting.cagrad import CAGrad
 from keras_mtl.weighting.dwa import DWA
@@ -38,24 +36,7 @@ def get(identifier):
     >>> keras_mtl.weighting.get("static")
     Static()
     """
-    if isinstance(identifier, WeightingMethod):
-        return identifier
-    if isinstance(identifier, str):
-        key = identifier.lower()
-        if key not in _REGISTRY:
-            raise errors.ConfigError(
-                f"Unknown weighting method: {identifier!r}. Valid names: {names()}, or pass a "
-                "`keras_mtl.weighting.WeightingMethod` instance."
-            )
-        return _REGISTRY[key]()
-    if isinstance(identifier, dict):
-        method = keras.saving.deserialize_keras_object(identifier)
-        if isinstance(method, WeightingMethod):
-            return method
-    raise errors.ConfigError(
-        "`weighting` must be a method name, a config dict or a `keras_mtl.weighting."
-        f"WeightingMethod` instance. Valid names: {names()}. Received: weighting={identifier!r}"
-    )
+    return _registry.get(_REGISTRY, WeightingMethod, identifier, "weighting")
 
 
 __all__ = [
