@@ -3,6 +3,7 @@
 import math
 
 import keras
+import tensorflow as tf
 from keras import ops
 
 
@@ -38,6 +39,23 @@ def _prepare(y_true, y_pred, missing_label, elementwise):
     mask = label_mask(y_true, missing_label)
     y_true = ops.where(mask, y_true, ops.zeros_like(y_true))
     return y_true, mask
+
+
+def _label_count(mask):
+    """The number of labels present, as the denominator of a replica's mean.
+
+    On one device it is the batch's own count. Under a `tf.distribute` strategy with several
+    replicas, each replica's loss is later divided by the number of replicas and the
+    gradients summed; dividing by the global count over the replicas instead of the local one
+    makes that sum the mean over all labels of the global batch, even when replicas hold
+    different numbers of labels.
+    """
+    count = ops.sum(mask)
+    replica = tf.distribute.get_replica_context()
+    if tf.distribute.has_strategy() and replica is not None and replica.num_replicas_in_sync > 1:
+        total = ops.maximum(replica.all_reduce("sum", count), 1.0)
+        return total / replica.num_replicas_in_sync
+    return ops.maximum(count, 1.0)
 
 
 def _unreduced(loss, y_true, y_pred):
@@ -101,8 +119,7 @@ class MaskedLoss(keras.losses.Loss):
         # The base class divides by the batch size; scale so that the result is the mean over
         # the labels that are present.
         batch_size = ops.cast(ops.shape(values)[0], values.dtype)
-        num_labels = ops.maximum(ops.sum(mask), 1.0)
-        return values * batch_size / num_labels
+        return values * batch_size / _label_count(mask)
 
     def get_config(self):
         config = super().get_config()

@@ -45,6 +45,10 @@ _CHILD = textwrap.dedent(
         "b": -x[:, 1:2] * 2 + x[:, :1],
         "c": np.sin(x[:, 2:3]) - x[:, :1],
     }
+    if sys.argv[2] == "partial":
+        # Replica 0 gets no label of task a, replica 1 four of sixteen missing: the global
+        # mean must still weigh every present label alike.
+        y["a"][:20] = np.nan
     methods = json.loads(sys.argv[1])
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     result = {"replicas": strategy.num_replicas_in_sync}
@@ -71,6 +75,7 @@ _CHILD = textwrap.dedent(
 )
 
 METHODS = [
+    {"class_name": "Static", "config": {}},
     {"class_name": "PCGrad", "config": {"mode": "exact"}},
     {"class_name": "MGDA", "config": {"mode": "exact"}},
     {"class_name": "GradNorm", "config": {"mode": "exact", "alpha": 1.5,
@@ -82,14 +87,15 @@ METHODS = [
 
 
 @pytest.mark.slow
-def test_mirrored_update_equals_single_device_global_batch():
+@pytest.mark.parametrize("labels", ["full", "partial"])
+def test_mirrored_update_equals_single_device_global_batch(labels):
     for method in METHODS:
         method["module"] = "keras_mtl"
         method["registered_name"] = f"keras_mtl>{method['class_name']}"
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
     completed = subprocess.run(
-        [sys.executable, "-c", _CHILD, json.dumps(METHODS)],
+        [sys.executable, "-c", _CHILD, json.dumps(METHODS), labels],
         capture_output=True, text=True, env=env, cwd=root, timeout=600,
     )
     lines = [line for line in completed.stdout.splitlines() if line.startswith("RESULT ")]
