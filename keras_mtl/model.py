@@ -64,7 +64,9 @@ class MTLModel(keras.Model):
             loss = {t.name: t.build_loss() for t in self.tasks}
         if metrics is None:
             metrics = {t.name: t.build_metrics() for t in self.tasks}
-        if loss_weights is None:
+        # Keras pairs per-output weights with per-output losses only; one loss for every
+        # output takes no weights.
+        if loss_weights is None and isinstance(loss, dict):
             loss_weights = {t.name: float(t.loss_weight) for t in self.tasks}
         super().compile(
             optimizer=optimizer, loss=loss, metrics=metrics, loss_weights=loss_weights, **kwargs

@@ -198,3 +198,13 @@ def test_registries_reject_unknown_class_names_listing_valid_ones():
         keras_mtl.weighting.get({"class_name": "Magic", "config": {}})
     with pytest.raises(errors.ConfigError, match=r"'sideways'.*'mmoe'"):
         keras_mtl.sharing.get({"class_name": "sideways"})
+
+
+def test_compile_with_one_loss_for_every_output():
+    tasks = [keras_mtl.Task("a", "regression"), keras_mtl.Task("b", "regression")]
+    model = keras_mtl.build_mtl_model((3,), tasks, shared_units=4, compile=False)
+    model.compile(optimizer="sgd", loss="mse")
+    x = np.ones((4, 3), "float32")
+    y = {"a": np.zeros((4, 1), "float32"), "b": np.ones((4, 1), "float32")}
+    logs = model.evaluate(x, y, verbose=0, return_dict=True)
+    assert logs["loss"] == pytest.approx(logs["a_loss"] + logs["b_loss"], rel=1e-5)
