@@ -67,6 +67,7 @@ def test_unknown_name_lists_valid_names():
 
 
 LAYER_CASES = {
+    "hard": (sharing.Hard, dict(shared_layers=2, units=6, activation="tanh", task_names=THREE)),
     "soft": (sharing.Soft, dict(shared_layers=2, units=6, penalty=0.1, task_names=THREE)),
     "soft_l1_dropout": (
         sharing.Soft,
@@ -336,6 +337,10 @@ def test_cross_stitch_starts_near_identity_and_learns():
 def test_gates_are_distributions_on_model_and_layer(name):
     x, y = _mtl_data(THREE)
     model = keras_mtl.build_mtl_model((8,), _mtl_tasks(THREE), sharing=name, shared_units=6)
+    # Gates start uniform; random weights make the distributions worth checking.
+    rng = np.random.default_rng(3)
+    for weight in sharing.find_strategy(model).weights:
+        weight.assign(rng.normal(size=weight.shape).astype("float32"))
     gates = sharing.gate_weights(model, x, batch_size=24)
     layer = sharing.find_strategy(model)
     width = 8 if name == "mmoe" else layer.task_experts + layer.shared_experts
@@ -492,3 +497,87 @@ def test_bad_arguments_name_themselves(make, message):
 def test_strategy_without_task_names_says_so():
     with pytest.raises(ConfigError, match="needs `task_names`"):
         sharing.MMoE()(np.ones((2, 3), "float32"))
+
+
+@pytest.mark.parametrize("name", ["hard", "soft", "cross_stitch", "mmoe", "ple"])
+def test_strategies_train_under_mixed_precision(name):
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        x, y = _mtl_data(THREE)
+        model = keras_mtl.build_mtl_model(
+            (8,), _mtl_tasks(THREE), sharing=name, shared_units=6
+        )
+        history = model.fit(x, y, epochs=1, batch_size=32, verbose=0)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert np.isfinite(history.history["loss"][0])
+
+
+@pytest.mark.parametrize("name", ["mmoe", "ple"])
+def test_expert_strategies_refuse_depth_zero_naming_shared_layers(name):
+    with pytest.raises(ConfigError, match=r"`shared_layers` is the depth of the experts.*=0"):
+        keras_mtl.build_mtl_model((8,), _mtl_tasks(), sharing=name, shared_layers=0)
+
+
+def test_inspection_before_the_layer_is_built_says_so():
+    with pytest.raises(ConfigError, match="not built yet"):
+        sharing.Soft(task_names=TASKS).tower_distance()
+    with pytest.raises(ConfigError, match="not built yet"):
+        sharing.CrossStitch(task_names=TASKS).cross_stitch_matrices()
+
+
+def test_gate_usage_on_sequence_features_is_one_number_per_expert():
+    layer = sharing.MMoE(num_experts=3, expert_units=4, task_names=TASKS)
+    x = np.random.default_rng(0).normal(size=(5, 7, 6)).astype("float32")
+    usage = sharing.gate_usage(layer, x)
+    assert all(isinstance(v, float) for v in usage["a"].values())
+    assert sum(usage["a"].values()) == pytest.approx(1.0, abs=1e-5)
+
+
+def _backbones():
+    inputs = keras.Input((8,), name="features")
+    model = keras.Model(inputs, keras.layers.Dense(6, activation="relu")(inputs))
+    return {
+        "model": (model, {}),
+        "layer": (keras.layers.Dense(6), {"input_shape": (8,)}),
+        "dict": ({"left": keras.Input((5,), name="left"),
+                  "right": keras.Input((3,), name="right")}, {}),
+        "shape": ((8,), {}),
+    }
+
+
+def _all_kind_tasks():
+    return [
+        keras_mtl.Task("reg", "regression", units=2),
+        keras_mtl.Task("flag", "binary"),
+        keras_mtl.Task("digit", "multiclass", num_classes=3),
+        keras_mtl.Task("tags", "multilabel", num_classes=4),
+        keras_mtl.Task("emb", "custom", loss="mae", units=2),
+    ]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backbone", ["model", "layer", "dict", "shape"])
+@pytest.mark.parametrize("name", ["hard", "soft", "cross_stitch", "mmoe", "ple"])
+def test_every_strategy_with_every_backbone_kind_and_task_kind(name, backbone):
+    made, kwargs = _backbones()[backbone]
+    model = keras_mtl.build_mtl_model(made, _all_kind_tasks(), sharing=name, shared_units=6,
+                                      **kwargs)
+    rng = np.random.default_rng(0)
+    n = 32
+    x = ({"left": rng.normal(size=(n, 5)), "right": rng.normal(size=(n, 3))}
+         if backbone == "dict" else rng.normal(size=(n, 8)))
+    y = {
+        "reg": rng.normal(size=(n, 2)), "flag": rng.integers(0, 2, (n, 1)),
+        "digit": rng.integers(0, 3, n), "tags": rng.integers(0, 2, (n, 4)),
+        "emb": rng.normal(size=(n, 2)),
+    }
+    strategy = sharing.find_strategy(model)
+    before = [w.numpy().copy() for w in strategy.trainable_weights]
+    history = model.fit(x, y, epochs=1, batch_size=16, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    assert any(not np.allclose(b, a.numpy()) for b, a in zip(before, strategy.trainable_weights))
+    out = model.predict(x, verbose=0)
+    assert {k: v.shape for k, v in out.items()} == {
+        "reg": (n, 2), "flag": (n, 1), "digit": (n, 3), "tags": (n, 4), "emb": (n, 2)
+    }

@@ -56,6 +56,13 @@ class SharingStrategy(keras.layers.Layer):
         self._activation = keras.activations.get(activation)
         self.dropout_layer = keras.layers.Dropout(dropout) if dropout else None
 
+    def _require_built(self, what):
+        if not self.built:
+            raise errors.ConfigError(
+                f"`{what}` reads the weights of {self.name!r}, which is not built yet: call "
+                "the layer (or fit the model) first."
+            )
+
     def _require_task_names(self):
         if self.task_names is None:
             raise errors.ConfigError(
@@ -68,6 +75,24 @@ class SharingStrategy(keras.layers.Layer):
         config = super().get_config()
         config["task_names"] = self.task_names
         return config
+
+
+class ExpertStrategy(SharingStrategy):
+    """A strategy made of experts: the builder's depth and width are the experts'."""
+
+    @classmethod
+    def from_builder_args(cls, *, shared_layers, shared_units, dropout, activation):
+        if shared_layers < 1:
+            raise errors.ConfigError(
+                f"`shared_layers` is the depth of the experts of {cls.__name__} and must be "
+                f">= 1. Received: shared_layers={shared_layers}"
+            )
+        return cls(
+            expert_layers=shared_layers,
+            expert_units=shared_units,
+            dropout=dropout,
+            activation=activation,
+        )
 
 
 def check_positive_int(name, value, minimum=1):

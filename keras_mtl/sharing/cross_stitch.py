@@ -105,6 +105,7 @@ class CrossStitch(SharingStrategy):
 
     def cross_stitch_matrices(self):
         """The current cross-stitch matrices, one NumPy `(tasks, tasks)` array per layer."""
+        self._require_built("cross_stitch_matrices")
         return [np.asarray(ops.convert_to_numpy(stitch)) for stitch in self.stitches]
 
     def call(self, inputs, training=None):

@@ -2,7 +2,12 @@
 
 import keras
 
-from keras_mtl.sharing.base import SharingStrategy, check_positive_int, check_rate
+from keras_mtl.sharing.base import (
+    SharingStrategy,
+    check_positive_int,
+    check_rate,
+    serialize_activation,
+)
 
 
 @keras.saving.register_keras_serializable(package="keras_mtl")
@@ -75,7 +80,7 @@ class Hard(SharingStrategy):
                 "shared_layers": self.shared_layers,
                 "units": self.units,
                 "dropout": self.dropout,
-                "activation": self.activation,
+                "activation": serialize_activation(self.activation),
             }
         )
         return config

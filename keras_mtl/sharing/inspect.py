@@ -133,7 +133,10 @@ def gate_usage(model_or_layer, x, *, level=-1, batch_size=256):
     gates = gate_weights(model_or_layer, x, level=level, batch_size=batch_size)
     columns = strategy.expert_names()
     return {
-        name: dict(zip(columns[name], gates[name].mean(axis=0).tolist()))
+        name: dict(zip(
+            columns[name],
+            gates[name].reshape(-1, gates[name].shape[-1]).mean(axis=0).tolist(),
+        ))
         for name in strategy.task_names
     }
 

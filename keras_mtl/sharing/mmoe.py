@@ -4,7 +4,7 @@ import keras
 from keras import ops
 
 from keras_mtl.sharing.base import (
-    SharingStrategy,
+    ExpertStrategy,
     check_positive_int,
     flatten_leading,
     glorot_uniform,
@@ -14,7 +14,7 @@ from keras_mtl.sharing.base import (
 
 
 @keras.saving.register_keras_serializable(package="keras_mtl")
-class MMoE(SharingStrategy):
+class MMoE(ExpertStrategy):
     """Multi-gate Mixture-of-Experts: each task mixes shared experts with its own gate.
 
     Every expert is a stack of `expert_layers` Dense layers of `expert_units` units. Task `k`
@@ -66,15 +66,6 @@ class MMoE(SharingStrategy):
         self.expert_layers = expert_layers
         self.expert_units = expert_units
         self._set_layer_options(dropout, activation)
-
-    @classmethod
-    def from_builder_args(cls, *, shared_layers, shared_units, dropout, activation):
-        return cls(
-            expert_layers=shared_layers,
-            expert_units=shared_units,
-            dropout=dropout,
-            activation=activation,
-        )
 
     def build(self, input_shape):
         task_names = self._require_task_names()

@@ -5,7 +5,7 @@ from keras import ops
 
 from keras_mtl import errors
 from keras_mtl.sharing.base import (
-    SharingStrategy,
+    ExpertStrategy,
     check_positive_int,
     flatten_leading,
     glorot_uniform,
@@ -15,7 +15,7 @@ from keras_mtl.sharing.base import (
 
 
 @keras.saving.register_keras_serializable(package="keras_mtl")
-class PLE(SharingStrategy):
+class PLE(ExpertStrategy):
     """Progressive Layered Extraction: task-specific and shared experts, mixed by gates.
 
     Each level holds `task_experts` experts per task and `shared_experts` shared experts.
@@ -72,15 +72,6 @@ class PLE(SharingStrategy):
         self.expert_layers = expert_layers
         self.expert_units = expert_units
         self._set_layer_options(dropout, activation)
-
-    @classmethod
-    def from_builder_args(cls, *, shared_layers, shared_units, dropout, activation):
-        return cls(
-            expert_layers=shared_layers,
-            expert_units=shared_units,
-            dropout=dropout,
-            activation=activation,
-        )
 
     def build(self, input_shape):
         num_tasks = len(self._require_task_names())

@@ -94,9 +94,13 @@ class Soft(SharingStrategy):
 
     def tower_distance(self):
         """The distance between the task towers' kernels (before `penalty`), a scalar."""
-        total = ops.zeros((), dtype=self.variable_dtype)
+        self._require_built("tower_distance")
+        # Summed in float32 whatever the compute dtype: under mixed precision `call` sees the
+        # kernels autocast to float16, and the penalty joins Keras' float32 losses.
+        total = ops.zeros((), dtype="float32")
         num_tasks = len(self._require_task_names())
         for kernel in self.kernels:
+            kernel = ops.cast(kernel, "float32")
             for i in range(num_tasks):
                 for j in range(i + 1, num_tasks):
                     difference = kernel[i] - kernel[j]
@@ -116,7 +120,6 @@ class Soft(SharingStrategy):
         for kernel, bias in zip(self.kernels[1:], self.biases[1:]):
             x = self._tower_activation(ops.einsum("bti,tiu->btu", x, kernel) + bias, training)
         if self.penalty:
-            # In the variables' dtype (float32 under mixed precision), as Keras' losses are.
             self.add_loss(self.penalty * self.tower_distance())
         return restore_leading({name: x[:, t, :] for t, name in enumerate(names)}, leading)
 
