@@ -256,7 +256,7 @@ def test_a_task_without_labels_takes_no_part():
     np.testing.assert_allclose(history.history["weight_b"][0] + history.history["weight_c"][0], 1)
 
 
-def _one_sgd_step(method, x, y):
+def _one_sgd_step(method, x, y, before_fit=None):
     keras.utils.set_random_seed(0)
     tasks = [keras_mtl.Task("a", "regression"), keras_mtl.Task("b", "regression")]
     model = keras_mtl.build_mtl_model(
@@ -277,10 +277,40 @@ def _one_sgd_step(method, x, y):
             [np.zeros(v.shape) if g is None else g.numpy()
              for g, v in zip(grads, model.trainable_variables)]
         )
+    hand = None if before_fit is None else before_fit(model)
     model.fit(x, y, batch_size=len(x), epochs=1, verbose=0, shuffle=False)
     after = [v.numpy() for v in model.trainable_variables]
     paths = [v.path for v in model.trainable_variables]
+    if before_fit is not None:
+        return start, after, per_task, paths, hand
     return start, after, per_task, paths
+
+
+def _pcgrad_by_hand(g1, g2):
+    dot = g1.ravel() @ g2.ravel()
+    p1 = g1 - min(dot, 0) / np.sum(g2 * g2) * g2
+    p2 = g2 - min(dot, 0) / np.sum(g1 * g1) * g1
+    return p1 + p2
+
+
+def _rep_pcgrad_by_hand(x, y):
+    """PCGrad on the Hard representation's gradients, then backprop through the shared part."""
+
+    def compute(model):
+        features = keras.Model(model.input, model.get_layer("a").input)
+        head = {n: model.get_layer(n) for n in ("a", "b")}
+        with tf.GradientTape(persistent=True) as tape:
+            z = features(x, training=True)
+            losses = [tf.reduce_mean(tf.square(head[n](z) - y[n])) for n in ("a", "b")]
+        r1, r2 = (tape.gradient(loss, z).numpy() for loss in losses)
+        assert r1.ravel() @ r2.ravel() < 0  # the representation gradients conflict
+        combined = _pcgrad_by_hand(r1, r2)
+        shared = features.trainable_variables
+        grads = tape.gradient(z, shared, output_gradients=tf.constant(combined))
+        del tape
+        return {v.path: g.numpy() for v, g in zip(shared, grads)}
+
+    return compute
 
 
 def _flat_shared(grads, paths):
@@ -293,7 +323,9 @@ def test_pcgrad_update_equals_hand_computation(mode):
     rng = np.random.default_rng(4)
     x = rng.normal(size=(32, 5)).astype("float32")
     y = {"a": x[:, :1] * 3, "b": x[:, :1] * 3 + 1}
-    start, after, per_task, paths = _one_sgd_step(weighting.PCGrad(mode=mode), x, y)
+    hand = _rep_pcgrad_by_hand(x, y) if mode == "rep" else None
+    result = _one_sgd_step(weighting.PCGrad(mode=mode), x, y, before_fit=hand)
+    start, after, per_task, paths = result[:4]
     step = [s - a for s, a in zip(start, after)]
     for i, p in enumerate(paths):
         if p.startswith("a/"):
@@ -306,6 +338,12 @@ def test_pcgrad_update_equals_hand_computation(mode):
         p1 = g1 - min(g1 @ g2, 0) / (g2 @ g2) * g2
         p2 = g2 - min(g1 @ g2, 0) / (g1 @ g1) * g1
         np.testing.assert_allclose(_flat_shared(step, paths), p1 + p2, rtol=1e-4, atol=1e-6)
+    else:
+        shared_by_hand = result[4]
+        assert shared_by_hand and not any(p.startswith(("a/", "b/")) for p in shared_by_hand)
+        for i, p in enumerate(paths):
+            if not p.startswith(("a/", "b/")):
+                np.testing.assert_allclose(step[i], shared_by_hand[p], rtol=1e-4, atol=1e-6)
 
 
 def test_mgda_exact_update_equals_closed_form():
@@ -397,7 +435,7 @@ def test_uncertainty_learns_the_noise_variances():
 def test_gradient_methods_train_every_sharing_strategy(sharing):
     x, y = _data(n=32)
     tasks = _tasks()
-    for method in (weighting.PCGrad(mode="exact"), weighting.MGDA(mode="rep")):
+    for method in (weighting.PCGrad(mode="exact"), weighting.MGDA()):
         model = keras_mtl.build_mtl_model(
             (6,), tasks, shared_units=8, sharing=sharing, weighting=method
         )
@@ -407,3 +445,106 @@ def test_gradient_methods_train_every_sharing_strategy(sharing):
         assert np.isfinite(history.history["weight_b"][0])
         for b, v in zip(before, model.trainable_variables):
             assert not np.allclose(b, v.numpy()), (sharing, repr(method), v.path)
+
+
+# === Representation mode needs one representation tensor ===
+
+
+@pytest.mark.parametrize(
+    "method",
+    [weighting.PCGrad(mode="rep"), weighting.MGDA(mode="rep"), weighting.CAGrad(mode="rep")],
+    ids=repr,
+)
+def test_rep_mode_with_per_task_representations_is_refused(method):
+    x, y = _data(n=32)
+    with pytest.raises(errors.ConfigError, match='mode="exact"') as info:
+        model = keras_mtl.build_mtl_model(
+            (6,), _tasks(), shared_units=8, sharing="mmoe", weighting=method
+        )
+        model.fit(x, y, batch_size=16, epochs=1, verbose=0)
+    message = str(info.value)
+    assert type(method).__name__ in message and "mode='rep'" in message and "MMoE" in message
+
+
+def test_rep_mode_is_refused_when_training_if_attach_cannot_tell(monkeypatch):
+    monkeypatch.setattr(gradients, "shares_one_representation", lambda model: None)
+    x, y = _data(n=32)
+    model = keras_mtl.build_mtl_model(
+        (6,), _tasks(), shared_units=8, sharing="mmoe", weighting=weighting.PCGrad(mode="rep")
+    )
+    with pytest.raises(errors.ConfigError, match='mode="exact"'):
+        model.fit(x, y, batch_size=16, epochs=1, verbose=0)
+
+
+def test_gradnorm_keeps_rep_mode_with_per_task_representations():
+    x, y = _data(n=32)
+    method = weighting.GradNorm(mode="rep")
+    model = keras_mtl.build_mtl_model(
+        (6,), _tasks(), shared_units=8, sharing="mmoe", weighting=method
+    )
+    history = model.fit(x, y, batch_size=16, epochs=1, verbose=0)
+    assert method.resolved_mode(model) == "rep"
+    assert np.isfinite(history.history["loss"][0])
+
+
+@pytest.mark.parametrize("sharing, resolved", [("mmoe", "exact"), ("hard", "rep")])
+def test_mgda_default_mode_is_auto(sharing, resolved):
+    method = weighting.MGDA()
+    assert method.get_config() == {"mode": "auto"}
+    x, y = _data(n=32)
+    model = keras_mtl.build_mtl_model(
+        (6,), _tasks(), shared_units=8, sharing=sharing, weighting=method
+    )
+    before = [v.numpy().copy() for v in model.trainable_variables]
+    history = model.fit(x, y, batch_size=16, epochs=1, verbose=0)
+    assert method.resolved_mode(model) == resolved
+    assert np.isfinite(history.history["loss"][0])
+    assert all(not np.allclose(b, v.numpy()) for b, v in zip(before, model.trainable_variables))
+    structure = getattr(model._weighting_state.cache, "structure", None)
+    assert (structure is not None) == (resolved == "rep")
+
+
+# === Single-task models and plain labels ===
+
+
+@pytest.mark.parametrize("method", ["uncertainty", "pcgrad", "rlw", "mgda", "gradnorm"])
+def test_single_task_model_trains_on_plain_array_labels(method):
+    x, y = _data(n=32)
+    model = keras_mtl.build_mtl_model(
+        (6,), [keras_mtl.Task("a", "regression")], shared_units=8, weighting=method
+    )
+    history = model.fit(
+        x, y["a"], sample_weight=np.ones(32, "float32"), batch_size=16, epochs=1, verbose=0
+    )
+    assert np.isfinite(history.history["loss"][0])
+    assert np.isfinite(history.history["weight_a"][0])
+
+
+# === RLW with missing labels ===
+
+
+def test_rlw_absent_task_gets_no_weight():
+    present = tf.constant([True, False, True])
+    keras.utils.set_random_seed(3)
+    state = type("State", (), {"num_tasks": 3})()
+    weights = weighting.RLW().task_weights(state, tf.ones([3]), present).numpy()
+    assert weights[1] == 0
+    np.testing.assert_allclose(weights.sum(), 2.0, rtol=1e-6)
+    assert np.all(weights[[0, 2]] > 0)
+    keras.utils.set_random_seed(3)
+    draw = tf.random.normal([3]).numpy()[[0, 2]]
+    expected = 2 * np.exp(draw) / np.exp(draw).sum()
+    np.testing.assert_allclose(weights[[0, 2]], expected, rtol=1e-5)
+    none = weighting.RLW().task_weights(state, tf.ones([3]), tf.constant([False] * 3)).numpy()
+    np.testing.assert_array_equal(none, [0, 0, 0])
+
+
+def test_rlw_task_without_labels_in_training_has_weight_zero():
+    x, y = _data()
+    y["a"][:] = np.nan
+    model = keras_mtl.build_mtl_model((6,), _tasks(), shared_units=8, weighting="rlw")
+    history = model.fit(x, y, batch_size=64, epochs=2, verbose=0)
+    assert history.history["weight_a"] == [0.0, 0.0]
+    for epoch in range(2):
+        total = history.history["weight_b"][epoch] + history.history["weight_c"][epoch]
+        np.testing.assert_allclose(total, 2.0, rtol=1e-5)

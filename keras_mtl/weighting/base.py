@@ -157,6 +157,8 @@ class LossWeighting(WeightingMethod):
 
     def train_step(self, model, data, default_train_step):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        y = gradients.keyed_by_task(model, y)
+        sample_weight = gradients.keyed_by_task(model, sample_weight)
         state = _state(model)
         variables = _model_variables(model)
         present = gradients.task_presence(model, y)
@@ -191,11 +193,21 @@ class GradientWeighting(WeightingMethod):
             representation, as LibMTL's `rep_grad`), combined there, then one backward pass
             through the shared part. Cheaper; parameters inside the sharing layer that only
             one task uses (e.g. MMoE gates) then get that task's gradient times `alpha_t`.
+            Methods that combine task gradients by their inner products (PCGrad, MGDA,
+            CAGrad: `uses_inner_products`) need every task to read the same representation
+            tensor (Hard sharing); with a strategy that gives each task its own tensor (MMoE,
+            PLE, CrossStitch, Soft) they raise `keras_mtl.errors.ConfigError` when attached
+            to the model (or, if that cannot be told then, on the first training step).
+        `"auto"` (where a method supports it): `"rep"` when all tasks read one representation
+            tensor, else `"exact"`; `resolved_mode(model)` tells which.
 
     A variable is shared when more than one task's loss depends on it.
     """
 
     supported_modes = ("exact", "rep")
+    # Whether `combine` uses the inner products of different tasks' gradients (the
+    # off-diagonal of the Gram matrix), which are meaningless between different tensors.
+    uses_inner_products = True
 
     def __init__(self, mode="exact"):
         if mode not in self.supported_modes:
@@ -211,11 +223,49 @@ class GradientWeighting(WeightingMethod):
     def get_config(self):
         return {"mode": self.mode}
 
+    def attach(self, model):
+        super().attach(model)
+        cache = _state(model).cache
+        cache.mode = self.mode
+        if self.mode == "exact" or not (self.uses_inner_products or self.mode == "auto"):
+            return
+        shared = gradients.shares_one_representation(model)
+        if self.mode == "auto":
+            cache.mode = "exact"
+            if shared:
+                try:
+                    cache.structure = gradients.ModelStructure(model)
+                    cache.mode = "rep"
+                except errors.ConfigError:
+                    pass
+        elif shared is False and self.uses_inner_products:
+            self._raise_distinct_representations(model)
+
+    def resolved_mode(self, model):
+        """The mode used to train `model`: `"exact"` or `"rep"` (`"auto"` resolved)."""
+        return getattr(_state(model).cache, "mode", self.mode)
+
+    def _raise_distinct_representations(self, model):
+        try:
+            strategy = gradients.sharing_strategy_layer(model)
+            described = f"{type(strategy).__name__} ({strategy.name!r})"
+        except errors.ConfigError:
+            described = "of this model"
+        raise errors.ConfigError(
+            f"{type(self).__name__}(mode={self.mode!r}) cannot train with the sharing "
+            f"strategy {described}: it gives each task its own representation tensor, and "
+            f"{type(self).__name__} compares the tasks' gradients by their inner products, "
+            "which only make sense for one tensor read by every task (Hard sharing). Use "
+            'mode="exact" instead.'
+        )
+
     def train_step(self, model, data, default_train_step):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        y = gradients.keyed_by_task(model, y)
+        sample_weight = gradients.keyed_by_task(model, sample_weight)
         state = _state(model)
         present = gradients.task_presence(model, y)
-        if self.mode == "rep":
+        if self.resolved_mode(model) == "rep":
             return self._rep_step(model, state, x, y, sample_weight, present)
         return self._exact_step(model, state, x, y, sample_weight, present)
 
@@ -290,6 +340,8 @@ class GradientWeighting(WeightingMethod):
             model, tape, x, y, sample_weight, feature_model=structure.feature_model
         )
         representations = [outputs["representations"][n] for n in model.task_names]
+        if self.uses_inner_products and any(r is not representations[0] for r in representations):
+            self._raise_distinct_representations(model)
         rep_grads, head_grads = [], []
         for t, name in enumerate(model.task_names):
             head_variables = structure.head_variables[name]

@@ -23,7 +23,9 @@ class CAGrad(GradientWeighting):
     Args:
         c: the radius of the ball around `g_0`, relative to `||g_0||` (>= 0).
         mode: `"exact"` (gradients of the shared parameters, as in the paper) or `"rep"`
-            (gradients of the shared representation).
+            (gradients of the shared representation). `"rep"` needs every task to read the
+            same representation tensor (Hard sharing); with MMoE, PLE, CrossStitch or Soft it
+            raises `keras_mtl.errors.ConfigError`.
         iterations: steps of the inner solver.
 
     Example:

@@ -56,12 +56,24 @@ def static_weights(model):
     return [1.0] * len(names)
 
 
+def keyed_by_task(model, value):
+    """`value` keyed by task name: a single-task model also takes a bare array (or None)."""
+    if value is None or isinstance(value, dict) or len(model.task_names) != 1:
+        return value
+    if isinstance(value, (list, tuple)) and len(value) == 1:
+        value = value[0]
+    return {model.task_names[0]: value}
+
+
 def task_losses(model, y, y_pred, sample_weight):
     """Each task's unweighted loss (as Keras computes it, scaled for distribution).
 
     Also updates the per-task loss trackers (`<task>_loss` in the logs) as Keras' own
     `train_step` does. Returns a list of scalars in the order of `model.task_names`.
+    A single-task model may be given bare (not dict) labels and sample weights.
     """
+    y = keyed_by_task(model, y)
+    sample_weight = keyed_by_task(model, sample_weight)
     compile_loss = model._compile_loss
     if compile_loss is None:
         raise errors.ConfigError(
@@ -243,6 +255,54 @@ def adam_update(
 # === Model structure ===
 
 
+def sharing_strategy_layer(model):
+    """The model's one sharing strategy layer; `ConfigError` unless there is exactly one."""
+    from keras_mtl.sharing.base import SharingStrategy
+
+    strategies = [layer for layer in model.layers if isinstance(layer, SharingStrategy)]
+    if len(strategies) != 1:
+        raise errors.ConfigError(
+            "`mode='rep'` needs a model with exactly one sharing strategy layer (as "
+            f"`keras_mtl.build_mtl_model` makes); found {len(strategies)}. Use "
+            "`mode='exact'` instead."
+        )
+    return strategies[0]
+
+
+def shares_one_representation(model):
+    """Whether every task reads the same tensor from the sharing strategy (None: unknown).
+
+    True for Hard sharing (one tensor for every task); False when the strategy gives each
+    task its own tensor (MMoE, PLE, CrossStitch, Soft). Found by calling the strategy once,
+    eagerly, on zeros shaped as its input (the symbolic outputs are distinct objects even
+    when the strategy returns one tensor for every task). None when it cannot be told (no
+    single strategy layer, or the call fails); training then checks the traced tensors.
+    """
+    try:
+        strategy = sharing_strategy_layer(model)
+        histories = []
+        for name in model.task_names:
+            reps, _ = _walk_back(model.output[name], strategy)
+            if len(reps) != 1:
+                return None
+            histories.append(reps[0]._keras_history)
+        node_index = histories[0][1]
+        if any(h[1] != node_index for h in histories):
+            return None
+        node = strategy._inbound_nodes[node_index]
+        values = {
+            id(t): keras.ops.zeros([1 if d is None else d for d in t.shape], dtype=t.dtype)
+            for t in node.arguments.keras_tensors
+        }
+        args, kwargs = node.arguments.fill_in(values)
+        kwargs = dict(kwargs, training=False) if "training" not in kwargs else kwargs
+        outputs = keras.tree.flatten(strategy(*args, **kwargs))
+        chosen = [outputs[h[2]] for h in histories]
+    except Exception:  # noqa: BLE001 - undecidable here; checked again when training
+        return None
+    return all(tensor is chosen[0] for tensor in chosen)
+
+
 class ModelStructure:
     """Which tensors and variables of an `MTLModel` are shared and which belong to one task.
 
@@ -252,18 +312,8 @@ class ModelStructure:
     """
 
     def __init__(self, model):
-        from keras_mtl.sharing.base import SharingStrategy
-
-        strategies = [
-            layer for layer in model.layers if isinstance(layer, SharingStrategy)
-        ]
-        if len(strategies) != 1:
-            raise errors.ConfigError(
-                "`mode='rep'` needs a model with exactly one sharing strategy layer (as "
-                f"`keras_mtl.build_mtl_model` makes); found {len(strategies)}. Use "
-                "`mode='exact'` instead."
-            )
-        strategy = strategies[0]
+        strategy = sharing_strategy_layer(model)
+        self.strategy = strategy
         representations = {}
         head_layers = {}
         outputs = model.output

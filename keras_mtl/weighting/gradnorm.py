@@ -40,6 +40,9 @@ class GradNorm(GradientWeighting):
         Adaptive Loss Balancing in Deep Multitask Networks", ICML 2018.
     """
 
+    # Only the tasks' gradient norms (the Gram matrix's diagonal): "rep" suits every strategy.
+    uses_inner_products = False
+
     def __init__(self, alpha=1.5, learning_rate=0.025, mode="rep"):
         super().__init__(mode=mode)
         if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not alpha >= 0:

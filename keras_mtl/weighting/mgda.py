@@ -19,8 +19,12 @@ class MGDA(GradientWeighting):
     Tasks without labels in the batch take no part.
 
     Args:
-        mode: `"rep"` (MGDA-UB, the default) or `"exact"` (gradients of the shared
-            parameters).
+        mode: `"auto"` (the default): `"rep"` when every task reads the same representation
+            tensor (Hard sharing), else `"exact"`. `"rep"`: MGDA-UB, gradients of the shared
+            representation; only for strategies that give every task the same tensor (with
+            MMoE, PLE, CrossStitch or Soft, which give each task its own, it raises
+            `keras_mtl.errors.ConfigError`). `"exact"`: gradients of the shared parameters.
+            `resolved_mode(model)` tells which mode a model trains with.
 
     Example:
 
@@ -32,7 +36,9 @@ class MGDA(GradientWeighting):
         NeurIPS 2018.
     """
 
-    def __init__(self, mode="rep"):
+    supported_modes = ("auto", "exact", "rep")
+
+    def __init__(self, mode="auto"):
         super().__init__(mode=mode)
 
     def combine(self, state, gram, losses, present):

@@ -20,7 +20,9 @@ class PCGrad(GradientWeighting):
 
     Args:
         mode: `"exact"` (gradients of the shared parameters, as in the paper) or `"rep"`
-            (gradients of the shared representation; cheaper).
+            (gradients of the shared representation; cheaper). `"rep"` needs every task to
+            read the same representation tensor (Hard sharing); with MMoE, PLE, CrossStitch
+            or Soft it raises `keras_mtl.errors.ConfigError`.
 
     Example:
 

@@ -11,9 +11,11 @@ from keras_mtl.weighting.base import LossWeighting
 class RLW(LossWeighting):
     """Random loss weighting: new random task weights at every step.
 
-    Each step draws `z ~ N(0, I)` and weights the task losses by `T * softmax(z)` (they sum
-    to the number of tasks `T`). Under `tf.distribute` every replica uses the first
-    replica's draw.
+    Each step draws `z ~ N(0, I)` and weights the task losses by `P * softmax(z)` over the
+    `P` tasks with labels in the batch (they sum to `P`; `P = T`, the number of tasks, when
+    every task has labels). A task without labels in the batch gets weight 0 and takes no
+    weight from the others. Under `tf.distribute` every replica uses the first replica's
+    draw.
 
     Example:
 
@@ -30,4 +32,9 @@ class RLW(LossWeighting):
 
     def task_weights(self, state, losses, present):
         draw = gradients.same_on_replicas(tf.random.normal([state.num_tasks]))
-        return state.num_tasks * tf.nn.softmax(draw)
+        present = tf.convert_to_tensor(present)
+        mask = tf.cast(present, "float32")
+        largest = tf.reduce_max(tf.where(present, draw, tf.fill(tf.shape(draw), -1e30)))
+        exponentials = tf.where(present, tf.exp(draw - largest), 0.0)
+        total = tf.maximum(tf.reduce_sum(exponentials), 1e-30)
+        return tf.reduce_sum(mask) * exponentials / total
