@@ -56,6 +56,13 @@ class SharingStrategy(keras.layers.Layer):
         self._activation = keras.activations.get(activation)
         self.dropout_layer = keras.layers.Dropout(dropout) if dropout else None
 
+    def _output_shapes(self, input_shape, units):
+        """`input_shape` with its last axis set to `units` (None keeps it), once per task."""
+        shape = tuple(input_shape)
+        if units is not None:
+            shape = shape[:-1] + (units,)
+        return {name: shape for name in self._require_task_names()}
+
     def _require_built(self, what):
         if not self.built:
             raise errors.ConfigError(

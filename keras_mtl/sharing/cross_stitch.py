@@ -126,10 +126,7 @@ class CrossStitch(SharingStrategy):
         return restore_leading({name: x[:, t, :] for t, name in enumerate(names)}, leading)
 
     def compute_output_shape(self, input_shape):
-        shape = tuple(input_shape)
-        if self.shared_layers:
-            shape = shape[:-1] + (self.units,)
-        return {name: shape for name in self._require_task_names()}
+        return self._output_shapes(input_shape, self.units if self.shared_layers else None)
 
     def get_config(self):
         config = super().get_config()

@@ -144,8 +144,7 @@ class MMoE(ExpertStrategy):
         }
 
     def compute_output_shape(self, input_shape):
-        shape = tuple(input_shape)[:-1] + (self.expert_units,)
-        return {name: shape for name in self._require_task_names()}
+        return self._output_shapes(input_shape, self.expert_units)
 
     def get_config(self):
         config = super().get_config()
