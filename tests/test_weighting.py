@@ -548,3 +548,12 @@ def test_rlw_task_without_labels_in_training_has_weight_zero():
     for epoch in range(2):
         total = history.history["weight_b"][epoch] + history.history["weight_c"][epoch]
         np.testing.assert_allclose(total, 2.0, rtol=1e-5)
+
+
+def test_numeric_arguments_are_checked_once_and_numpy_integers_accepted():
+    with pytest.raises(errors.ConfigError, match=r"`temperature` must be a positive number. "
+                                          r"Received: temperature=0"):
+        weighting.DWA(temperature=0)
+    with pytest.raises(errors.ConfigError, match=r"`alpha` must be a number >= 0. Received: alpha=-1"):
+        weighting.GradNorm(alpha=-1)
+    assert weighting.CAGrad(iterations=np.int64(5)).get_config()["iterations"] == 5

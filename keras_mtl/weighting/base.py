@@ -7,6 +7,8 @@
   (`mode="rep"`).
 """
 
+import numbers
+
 import keras
 import tensorflow as tf
 
@@ -398,3 +400,12 @@ def _add(grads, more):
         else:
             result.append(a + _dense(b))
     return result
+
+
+def check_number(name, value, *, positive):
+    """Raises `ConfigError` unless `value` is a real number > 0 (`positive`) or >= 0."""
+    ok = not isinstance(value, bool) and isinstance(value, numbers.Real)
+    ok = ok and (value > 0 if positive else value >= 0)
+    if not ok:
+        kind = "a positive number" if positive else "a number >= 0"
+        raise errors.ConfigError(f"`{name}` must be {kind}. Received: {name}={value!r}")

@@ -6,7 +6,7 @@ import keras
 import tensorflow as tf
 
 from keras_mtl import errors
-from keras_mtl.weighting.base import GradientWeighting
+from keras_mtl.weighting.base import GradientWeighting, check_number
 
 
 @keras.saving.register_keras_serializable(package="keras_mtl")
@@ -41,14 +41,17 @@ class CAGrad(GradientWeighting):
 
     def __init__(self, c=0.4, mode="exact", iterations=50):
         super().__init__(mode=mode)
-        if isinstance(c, bool) or not isinstance(c, numbers.Real) or not c >= 0:
-            raise errors.ConfigError(f"`c` must be a number >= 0. Received: c={c!r}")
-        if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
+        check_number("c", c, positive=False)
+        if (
+            isinstance(iterations, bool)
+            or not isinstance(iterations, numbers.Integral)
+            or iterations < 1
+        ):
             raise errors.ConfigError(
                 f"`iterations` must be a positive integer. Received: iterations={iterations!r}"
             )
         self.c = c
-        self.iterations = iterations
+        self.iterations = int(iterations)
 
     def combine(self, state, gram, losses, present):
         alpha = cagrad_coefficients(gram, present, self.c, self.iterations)

@@ -1,12 +1,9 @@
 """Dynamic weight average (Liu et al., 2019)."""
 
-import numbers
-
 import keras
 import tensorflow as tf
 
-from keras_mtl import errors
-from keras_mtl.weighting.base import LossWeighting
+from keras_mtl.weighting.base import LossWeighting, check_number
 
 
 @keras.saving.register_keras_serializable(package="keras_mtl")
@@ -35,14 +32,7 @@ class DWA(LossWeighting):
     """
 
     def __init__(self, temperature=2.0):
-        if (
-            isinstance(temperature, bool)
-            or not isinstance(temperature, numbers.Real)
-            or not temperature > 0
-        ):
-            raise errors.ConfigError(
-                f"`temperature` must be a positive number. Received: temperature={temperature!r}"
-            )
+        check_number("temperature", temperature, positive=True)
         self.temperature = temperature
 
     def build_state(self, state, tasks):

@@ -1,13 +1,10 @@
 """GradNorm: gradient normalisation (Chen et al., 2018)."""
 
-import numbers
-
 import keras
 import tensorflow as tf
 
-from keras_mtl import errors
 from keras_mtl.weighting import gradients
-from keras_mtl.weighting.base import GradientWeighting
+from keras_mtl.weighting.base import GradientWeighting, check_number
 
 
 @keras.saving.register_keras_serializable(package="keras_mtl")
@@ -45,17 +42,8 @@ class GradNorm(GradientWeighting):
 
     def __init__(self, alpha=1.5, learning_rate=0.025, mode="rep"):
         super().__init__(mode=mode)
-        if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not alpha >= 0:
-            raise errors.ConfigError(f"`alpha` must be a number >= 0. Received: alpha={alpha!r}")
-        if (
-            isinstance(learning_rate, bool)
-            or not isinstance(learning_rate, numbers.Real)
-            or not learning_rate > 0
-        ):
-            raise errors.ConfigError(
-                "`learning_rate` must be a positive number. "
-                f"Received: learning_rate={learning_rate!r}"
-            )
+        check_number("alpha", alpha, positive=False)
+        check_number("learning_rate", learning_rate, positive=True)
         self.alpha = alpha
         self.learning_rate = learning_rate
 

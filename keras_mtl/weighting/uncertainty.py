@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from keras_mtl import errors
 from keras_mtl.weighting import gradients
-from keras_mtl.weighting.base import LossWeighting
+from keras_mtl.weighting.base import LossWeighting, check_number
 
 _CLASSIFICATION = ("binary", "multiclass", "multilabel")
 
@@ -41,15 +41,7 @@ class Uncertainty(LossWeighting):
     """
 
     def __init__(self, learning_rate=0.01, initial_log_variance=0.0):
-        if (
-            isinstance(learning_rate, bool)
-            or not isinstance(learning_rate, numbers.Real)
-            or not learning_rate > 0
-        ):
-            raise errors.ConfigError(
-                "`learning_rate` must be a positive number. "
-                f"Received: learning_rate={learning_rate!r}"
-            )
+        check_number("learning_rate", learning_rate, positive=True)
         if isinstance(initial_log_variance, bool) or not isinstance(
             initial_log_variance, numbers.Real
         ):
