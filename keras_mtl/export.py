@@ -17,7 +17,7 @@ import tensorflow as tf
 
 from keras_mtl import errors
 from keras_mtl import weighting as weighting_module
-from keras_mtl.model import MTLModel
+from keras_mtl.model import MTLModel, resolve_optimizer
 from keras_mtl.sharing.base import SharingStrategy
 from keras_mtl.sharing.hard import Hard
 from keras_mtl.tasks import Task
@@ -603,11 +603,7 @@ def add_task(
             f"`features_from` must be None, 'backbone' or a task name of the model, one of "
             f"{valid}. Received: features_from={features_from!r}"
         )
-    if learning_rate is not None and not isinstance(optimizer, str):
-        raise errors.ConfigError(
-            "`learning_rate` applies when `optimizer` is a name; set it on the optimizer "
-            f"instance instead. Received: optimizer={optimizer!r}, learning_rate={learning_rate}"
-        )
+    optimizer = resolve_optimizer(optimizer, learning_rate)
     if compile_kwargs and not compile:
         raise errors.ConfigError(
             f"Compile arguments {sorted(compile_kwargs)} apply only with compile=True."
@@ -642,8 +638,5 @@ def add_task(
         name=name or model.name,
     )
     if compile:
-        if learning_rate is not None:
-            optimizer = keras.optimizers.get(optimizer)
-            optimizer.learning_rate = learning_rate
         new_model.compile(optimizer=optimizer, **compile_kwargs)
     return new_model

@@ -165,6 +165,20 @@ def _check_int(name, value, minimum):
         )
 
 
+def resolve_optimizer(optimizer, learning_rate):
+    """`optimizer`, built with `learning_rate` when one is given (then it must be a name)."""
+    if learning_rate is None:
+        return optimizer
+    if not isinstance(optimizer, str):
+        raise errors.ConfigError(
+            "`learning_rate` applies when `optimizer` is a name; set it on the optimizer "
+            f"instance instead. Received: optimizer={optimizer!r}, learning_rate={learning_rate}"
+        )
+    optimizer = keras.optimizers.get(optimizer)
+    optimizer.learning_rate = learning_rate
+    return optimizer
+
+
 def build_mtl_model(
     backbone,
     tasks,
@@ -245,11 +259,7 @@ def build_mtl_model(
     _check_int("shared_units", shared_units, 1)
     if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real) or not 0 <= dropout < 1:
         raise errors.ConfigError(f"`dropout` must be in [0, 1). Received: dropout={dropout!r}")
-    if learning_rate is not None and not isinstance(optimizer, str):
-        raise errors.ConfigError(
-            "`learning_rate` applies when `optimizer` is a name; set it on the optimizer "
-            f"instance instead. Received: optimizer={optimizer!r}, learning_rate={learning_rate}"
-        )
+    optimizer = resolve_optimizer(optimizer, learning_rate)
     if isinstance(sharing, str):
         strategy = sharing_module.get_class(sharing).from_builder_args(
             shared_layers=shared_layers,
@@ -278,8 +288,5 @@ def build_mtl_model(
     model = MTLModel(inputs=inputs, outputs=outputs, tasks=tasks, weighting=method, name=name)
 
     if compile:
-        if learning_rate is not None:
-            optimizer = keras.optimizers.get(optimizer)
-            optimizer.learning_rate = learning_rate
         model.compile(optimizer=optimizer, **compile_kwargs)
     return model

@@ -63,6 +63,23 @@ class SharingStrategy(keras.layers.Layer):
             shape = shape[:-1] + (units,)
         return {name: shape for name in self._require_task_names()}
 
+    def _build_tower_weights(self, input_shape):
+        """One Dense kernel and bias per task and layer, stacked: `self.kernels[i]` is
+        `(tasks, fan_in, units)`, `self.biases[i]` is `(tasks, units)`."""
+        num_tasks = len(self._require_task_names())
+        self.kernels = []
+        self.biases = []
+        for i in range(self.shared_layers):
+            fan_in = input_shape[-1] if i == 0 else self.units
+            self.kernels.append(self.add_weight(
+                shape=(num_tasks, fan_in, self.units),
+                initializer=glorot_uniform(fan_in, self.units),
+                name=f"tower_kernel_{i}",
+            ))
+            self.biases.append(self.add_weight(
+                shape=(num_tasks, self.units), initializer="zeros", name=f"tower_bias_{i}"
+            ))
+
     def _require_built(self, what):
         if not self.built:
             raise errors.ConfigError(

@@ -9,7 +9,6 @@ from keras_mtl.sharing.base import (
     SharingStrategy,
     check_positive_int,
     flatten_leading,
-    glorot_uniform,
     restore_leading,
     serialize_activation,
 )
@@ -82,26 +81,17 @@ class CrossStitch(SharingStrategy):
         return matrix
 
     def build(self, input_shape):
-        num_tasks = len(self._require_task_names())
-        self.kernels = []
-        self.biases = []
-        self.stitches = []
+        self._build_tower_weights(input_shape)
+        num_tasks = len(self.task_names)
         initial = self._initial_matrix(num_tasks)
-        for i in range(self.shared_layers):
-            fan_in = input_shape[-1] if i == 0 else self.units
-            self.kernels.append(self.add_weight(
-                shape=(num_tasks, fan_in, self.units),
-                initializer=glorot_uniform(fan_in, self.units),
-                name=f"tower_kernel_{i}",
-            ))
-            self.biases.append(self.add_weight(
-                shape=(num_tasks, self.units), initializer="zeros", name=f"tower_bias_{i}"
-            ))
-            self.stitches.append(self.add_weight(
+        self.stitches = [
+            self.add_weight(
                 shape=(num_tasks, num_tasks),
                 initializer=keras.initializers.Constant(initial),
                 name=f"cross_stitch_{i}",
-            ))
+            )
+            for i in range(self.shared_layers)
+        ]
 
     def cross_stitch_matrices(self):
         """The current cross-stitch matrices, one NumPy `(tasks, tasks)` array per layer."""

@@ -8,7 +8,6 @@ from keras_mtl.sharing.base import (
     SharingStrategy,
     check_positive_int,
     flatten_leading,
-    glorot_uniform,
     restore_leading,
     serialize_activation,
 )
@@ -78,19 +77,7 @@ class Soft(SharingStrategy):
         self._set_layer_options(dropout, activation)
 
     def build(self, input_shape):
-        num_tasks = len(self._require_task_names())
-        self.kernels = []
-        self.biases = []
-        for i in range(self.shared_layers):
-            fan_in = input_shape[-1] if i == 0 else self.units
-            self.kernels.append(self.add_weight(
-                shape=(num_tasks, fan_in, self.units),
-                initializer=glorot_uniform(fan_in, self.units),
-                name=f"tower_kernel_{i}",
-            ))
-            self.biases.append(self.add_weight(
-                shape=(num_tasks, self.units), initializer="zeros", name=f"tower_bias_{i}"
-            ))
+        self._build_tower_weights(input_shape)
 
     def tower_distance(self):
         """The distance between the task towers' kernels (before `penalty`), a scalar."""
