@@ -1,9 +1,9 @@
 """keras_mtl: multi-task learning models in Keras 3."""
 
 from keras_mtl import datasets, errors, losses, sharing, tuning, weighting
-from keras_mtl.export import add_task, export_saved_model, load_task_specs
+from keras_mtl.export import export_saved_model, load_task_specs
 from keras_mtl.hub import HubLayer
-from keras_mtl.model import MTLModel, build_mtl_model
+from keras_mtl.model import MTLModel, add_task, build_mtl_model
 from keras_mtl.tasks import Task
 from keras_mtl.tuning import MTLHyperModel
 

@@ -153,9 +153,9 @@ def resolve_backbone(
             f"Received: weights={weights!r} with a backbone of type {type(backbone).__name__}"
         )
     if hub_options and not isinstance(backbone, str):
-        from keras_mtl import hub
+        from keras_mtl import hub_resolver
 
-        if not hub.is_hub_handle(backbone):
+        if not hub_resolver.is_hub_handle(backbone):
             raise errors.BackboneError(
                 "`hub_options` applies only to a TF Hub handle or SavedModel backbone. "
                 f"Received: hub_options={hub_options!r}"
@@ -204,9 +204,9 @@ def resolve_backbone(
         _set_trainable(backbone, trainable)
         return _call_layer(backbone, input_shape, input_dtype)
 
-    from keras_mtl import hub
+    from keras_mtl import hub, hub_resolver
 
-    if hub.is_hub_handle(backbone) or _looks_like_path(backbone):
+    if hub_resolver.is_hub_handle(backbone) or _looks_like_path(backbone):
         layer = hub.HubLayer(backbone, trainable=bool(trainable), **(hub_options or {}))
         if input_shape is None:
             inferred = layer.inferred_input()

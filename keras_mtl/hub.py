@@ -1,38 +1,24 @@
 """HubLayer: a Keras 3 layer around a TF Hub handle or a SavedModel directory.
 
+Finding and downloading the module is `keras_mtl.hub_resolver`'s job; this module is the layer.
+
 `tensorflow_hub.KerasLayer` is a tf-keras layer and cannot be used in a Keras 3 model, and
 `keras.layers.TFSMLayer` copies the SavedModel's variables, so the restored functions never see
 what training does to the copies. `HubLayer` adopts the restored `tf.Variable`s themselves as
 Keras variables: Keras' optimizers update the very variables the SavedModel's functions read.
 """
 
-import hashlib
 import inspect
 import json
 import os
-import socket
-import threading
-import urllib.error
-import urllib.request
 
 import keras
 import tensorflow as tf
-import tensorflow_hub as hub
 from keras import tree
 
+from keras_mtl import hub_resolver
 from keras_mtl.errors import HubHandleError
 
-# How long a handle's host may take to answer before it is declared unreachable.
-_PROBE_TIMEOUT_SECONDS = 5.0
-# How long one read of a download may stall before it is abandoned.
-_READ_TIMEOUT_SECONDS = 30.0
-_URL_PREFIXES = ("http://", "https://", "gs://")
-# Handles written without their scheme, as they are often copied from a browser.
-_SCHEMELESS_HOSTS = ("tfhub.dev/", "www.kaggle.com/", "kaggle.com/", "hub.tensorflow.google.cn/")
-_SAVED_MODEL_FILES = (
-    tf.saved_model.SAVED_MODEL_FILENAME_PB,
-    tf.saved_model.SAVED_MODEL_FILENAME_PBTXT,
-)
 _LOAD_OPTION_NAMES = (
     "allow_partial_checkpoint",
     "experimental_io_device",
@@ -157,7 +143,7 @@ class HubLayer(keras.layers.Layer):
         self._convert_input_args = False
         self._allow_non_tensor_positional_args = True
 
-        self._module = _load(self.handle, _to_load_options(load_options))
+        self._module = hub_resolver.load(self.handle, _to_load_options(load_options))
         self._callable = self._find_callable()
         self._check_output_key()
         self._has_training_argument = _has_parameter(self._callable, "training")
@@ -180,7 +166,7 @@ class HubLayer(keras.layers.Layer):
             if not callable(module):
                 available = sorted(getattr(module, "signatures", {}) or {})
                 raise HubHandleError(
-                    f"The SavedModel at {_describe(self.handle)} has no `__call__`; pass "
+                    f"The SavedModel at {hub_resolver.describe(self.handle)} has no `__call__`; pass "
                     f"`signature=` with one of its signatures: {available}"
                 )
             # The restored tf.function itself: calling the module object would go through
@@ -192,7 +178,7 @@ class HubLayer(keras.layers.Layer):
         signatures = getattr(module, "signatures", None) or {}
         if self.signature not in signatures:
             raise HubHandleError(
-                f"The SavedModel at {_describe(self.handle)} has no signature "
+                f"The SavedModel at {hub_resolver.describe(self.handle)} has no signature "
                 f"{self.signature!r}. Available signatures: {sorted(signatures)}"
             )
         return signatures[self.signature]
@@ -362,171 +348,6 @@ class HubLayer(keras.layers.Layer):
             }
         )
         return config
-
-
-def is_hub_handle(value):
-    """Returns True if `value` is a TF Hub / Kaggle URL, a SavedModel directory or a loaded one.
-
-    `build_mtl_model` uses this to decide whether to wrap its `backbone` in a `HubLayer`.
-    """
-    if isinstance(value, os.PathLike):
-        value = os.fspath(value)
-    if isinstance(value, str):
-        if _is_remote(_normalize(value)):
-            return True
-        return _is_saved_model_dir(value)
-    if isinstance(value, (keras.layers.Layer, keras.KerasTensor, keras.Variable)):
-        return False
-    if isinstance(value, (tf.types.experimental.ConcreteFunction,
-                          tf.types.experimental.PolymorphicFunction)):
-        return True
-    # What `tf.saved_model.load` returns always has `signatures`; a tf.Module does not.
-    return isinstance(value, tf.__internal__.tracking.AutoTrackable) and hasattr(
-        value, "signatures"
-    )
-
-
-# === Resolution ===
-
-
-def _describe(handle):
-    return repr(handle) if isinstance(handle, str) else f"<loaded {type(handle).__name__}>"
-
-
-def _normalize(handle):
-    if handle.startswith(_SCHEMELESS_HOSTS):
-        return "https://" + handle
-    return handle
-
-
-def _is_remote(handle):
-    return handle.startswith(_URL_PREFIXES)
-
-
-def _is_saved_model_dir(path):
-    try:
-        return any(tf.io.gfile.exists(os.path.join(path, name)) for name in _SAVED_MODEL_FILES)
-    except (tf.errors.OpError, ValueError, TypeError):
-        return False
-
-
-def _cache_dir():
-    return hub.resolver.tfhub_cache_dir(use_temp=True)
-
-
-def _is_cached(url):
-    # tensorflow_hub caches a module at <cache dir>/<sha1 of the handle>; a cached module
-    # resolves without touching the network.
-    module_dir = os.path.join(_cache_dir(), hashlib.sha1(url.encode("utf8")).hexdigest())
-    try:
-        return tf.io.gfile.isdir(module_dir) and bool(tf.io.gfile.listdir(module_dir))
-    except tf.errors.OpError:
-        return False
-
-
-def _handle_error(handle, reason):
-    return HubHandleError(
-        f"Cannot load the TF Hub handle {handle!r}: {reason}. To work offline, download the "
-        "module once while online (tensorflow_hub keeps it in the cache directory "
-        f"TFHUB_CACHE_DIR, currently {_cache_dir()!r}), or pass the path of a local SavedModel "
-        "directory (e.g. the extracted .tar.gz of the module) as the handle."
-    )
-
-
-def _with_timeout(fn, timeout):
-    """Runs `fn()` in a daemon thread; returns (finished, result, error)."""
-    outcome = {}
-
-    def run():
-        try:
-            outcome["result"] = fn()
-        except BaseException as error:  # noqa: BLE001 -- reported to the caller.
-            outcome["error"] = error
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    thread.join(timeout)
-    if thread.is_alive():
-        return False, None, None
-    return True, outcome.get("result"), outcome.get("error")
-
-
-def _probe(url):
-    """Returns why `url` cannot be fetched, or None if its server answers.
-
-    A short probe runs before tensorflow_hub downloads, because tensorflow_hub opens URLs
-    without a timeout: offline, or behind a firewall that drops packets, it would hang.
-    """
-    if url.startswith("gs://"):
-        finished, exists, error = _with_timeout(
-            lambda: tf.io.gfile.exists(url), _PROBE_TIMEOUT_SECONDS
-        )
-        if not finished:
-            return f"Google Cloud Storage did not answer within {_PROBE_TIMEOUT_SECONDS:g} s"
-        if error is not None:
-            return f"Google Cloud Storage is unreachable ({error})"
-        return None if exists else "the object does not exist"
-
-    def head():
-        request = urllib.request.Request(url, method="HEAD")
-        with urllib.request.urlopen(request, timeout=_PROBE_TIMEOUT_SECONDS):
-            return None
-
-    finished, _, error = _with_timeout(head, _PROBE_TIMEOUT_SECONDS + 1.0)
-    if not finished:
-        return f"the server did not answer within {_PROBE_TIMEOUT_SECONDS:g} s"
-    if isinstance(error, urllib.error.HTTPError):
-        if error.code in (404, 410):
-            return f"the server says it does not exist (HTTP {error.code})"
-        # Other statuses (e.g. 405 for HEAD) still prove the server is reachable.
-        return None
-    if error is not None:
-        return f"the server is unreachable ({getattr(error, 'reason', error)})"
-    return None
-
-
-def _resolve(handle):
-    """Returns the local directory of `handle`, failing fast when it cannot be had."""
-    url = _normalize(handle)
-    if not _is_remote(url):
-        if not _is_saved_model_dir(handle):
-            reason = (
-                "the directory has no saved_model.pb"
-                if tf.io.gfile.isdir(handle)
-                else "it is neither a URL nor an existing directory"
-            )
-            raise _handle_error(handle, reason)
-        return handle
-    if not _is_cached(url):
-        reason = _probe(url)
-        if reason is not None:
-            raise _handle_error(handle, reason)
-    # tensorflow_hub opens the download without a timeout: a server that answered the probe
-    # and then stalls would block for ever. A per-read timeout bounds each stall while a slow
-    # but moving download still completes.
-    previous = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(_READ_TIMEOUT_SECONDS)
-    try:
-        return hub.resolve(url)
-    except Exception as error:  # tensorflow_hub raises many types; all mean the same here.
-        raise _handle_error(handle, f"tensorflow_hub could not resolve it ({error})") from error
-    finally:
-        socket.setdefaulttimeout(previous)
-
-
-def _load(handle, load_options):
-    if not isinstance(handle, str):
-        if not callable(handle) and not hasattr(handle, "signatures"):
-            raise HubHandleError(
-                "`handle` must be a URL, a SavedModel directory or a loaded SavedModel. "
-                f"Received: handle={handle!r}"
-            )
-        return handle
-    path = _resolve(handle)
-    try:
-        return hub.load(path, options=load_options)
-    except Exception as error:  # a corrupt or incompatible SavedModel.
-        raise _handle_error(handle, f"loading the SavedModel failed ({error})") from error
 
 
 def _to_load_options(load_options):

@@ -1,4 +1,5 @@
-"""`MTLModel`, the multi-task functional model, and `build_mtl_model`, which builds one."""
+"""`MTLModel`, the multi-task functional model; `build_mtl_model`, which builds one; and
+`add_task`, which grows a trained one by a task."""
 
 import numbers
 
@@ -8,6 +9,7 @@ import tensorflow as tf
 from keras_mtl import backbones, errors
 from keras_mtl import sharing as sharing_module
 from keras_mtl import weighting as weighting_module
+from keras_mtl.sharing.hard import Hard
 from keras_mtl.tasks import Task, validate_tasks
 
 
@@ -290,3 +292,148 @@ def build_mtl_model(
     if compile:
         model.compile(optimizer=optimizer, **compile_kwargs)
     return model
+
+
+# === Model surgery ===
+
+
+def _sharing_strategy(model):
+    strategies = [layer for layer in model.layers if isinstance(layer, sharing_module.SharingStrategy)]
+    return strategies[0] if len(strategies) == 1 else None
+
+
+def _strategy_tensors(strategy):
+    """The strategy's input tensor and its dict of per-task output tensors in the model.
+
+    Raises ValueError when the strategy was called more than once (no single input/output).
+    """
+    flat = keras.tree.flatten(strategy.output)
+    outputs = keras.tree.pack_sequence_as({name: None for name in strategy.task_names}, flat)
+    return strategy.input, outputs
+
+
+def add_task(
+    model,
+    task,
+    *,
+    features_from=None,
+    trainable_trunk=False,
+    trainable_heads=False,
+    weighting=None,
+    compile=True,
+    optimizer="adam",
+    learning_rate=None,
+    name=None,
+    **compile_kwargs,
+):
+    """A new multi-task model: a trained model's trunk and heads, plus a head for `task`.
+
+    The original model is left untouched: the new model holds a copy of its layers and
+    weights. The trunk (backbone and sharing strategy) and the existing heads are frozen by
+    default, so training the new model trains only the new head and the existing tasks keep
+    their predictions. Labels of the existing tasks may then be given as their
+    missing-label markers (-1 for classes, NaN for regression), which contribute no loss.
+
+    Args:
+        model: a `keras_mtl.MTLModel` built by `keras_mtl.build_mtl_model`.
+        task: the new `keras_mtl.Task`; its name must differ from the model's tasks.
+        features_from: what the new head reads: `None` (hard sharing: the shared
+            representation), `"backbone"` (the features the sharing strategy receives), or
+            the name of an existing task (the features that task's head receives; for
+            strategies with task-specific features, such as MMoE, this is required).
+        trainable_trunk: train the backbone and the sharing strategy too.
+        trainable_heads: train the existing task heads too.
+        weighting: the weighting method of the new model; `None` for a fresh copy of the
+            model's own.
+        compile: compile the new model with each task's loss, metrics and loss weight.
+        optimizer: the optimizer for `compile`.
+        learning_rate: the learning rate, when `optimizer` is a name.
+        name: the new model's name (default: the model's).
+        **compile_kwargs: further arguments for `MTLModel.compile` (e.g. `run_eagerly`).
+
+    Returns:
+        A new `keras_mtl.MTLModel` with the tasks `model.tasks + [task]`.
+
+    Example:
+
+    ```python
+    model = keras_mtl.build_mtl_model((8,), [keras_mtl.Task("a", "binary")])
+    model.fit(x, {"a": y_a}, epochs=5)
+    bigger = keras_mtl.add_task(model, keras_mtl.Task("b", "regression"))
+    bigger.fit(x, {"a": np.full_like(y_a, -1), "b": y_b}, epochs=5)  # trains only b's head
+    ```
+    """
+    if not isinstance(model, MTLModel):
+        raise errors.ConfigError(
+            "`model` must be a keras_mtl.MTLModel. Received an object of type "
+            f"{type(model).__name__}: {model!r}"
+        )
+    if not isinstance(task, Task):
+        raise errors.TaskTypeError(
+            f"`task` must be a keras_mtl.Task. Received an object of type "
+            f"{type(task).__name__}: {task!r}"
+        )
+    if task.name in model.task_names:
+        raise errors.TaskSpecError(
+            f"The model already has a task named {task.name!r}; the new task needs another "
+            f"name. The model's tasks are {model.task_names}."
+        )
+    for arg, value in (("trainable_trunk", trainable_trunk), ("trainable_heads", trainable_heads),
+                       ("compile", compile)):
+        if not isinstance(value, bool):
+            raise errors.ConfigError(f"`{arg}` must be True or False. Received: {arg}={value!r}")
+    strategy = _sharing_strategy(model)
+    if strategy is None:
+        raise errors.ConfigError(
+            f"The model {model.name!r} has no single sharing strategy layer, so its trunk "
+            "cannot be found; add_task needs a model built by keras_mtl.build_mtl_model."
+        )
+    valid = ["backbone"] + model.task_names
+    if features_from is None and not isinstance(strategy, Hard):
+        raise errors.ConfigError(
+            f"The sharing strategy {type(strategy).__name__} gives each task its own features; "
+            f"choose which ones the new head reads with `features_from`, one of {valid}. "
+            "Received: features_from=None"
+        )
+    if features_from is not None and features_from not in valid:
+        raise errors.ConfigError(
+            f"`features_from` must be None, 'backbone' or a task name of the model, one of "
+            f"{valid}. Received: features_from={features_from!r}"
+        )
+    optimizer = resolve_optimizer(optimizer, learning_rate)
+    if compile_kwargs and not compile:
+        raise errors.ConfigError(
+            f"Compile arguments {sorted(compile_kwargs)} apply only with compile=True."
+        )
+
+    copy = type(model).from_config(model.get_config())
+    copy.set_weights(model.get_weights())
+    copy_strategy = _sharing_strategy(copy)
+    backbone_features, task_features = _strategy_tensors(copy_strategy)
+    if features_from == "backbone":
+        features = backbone_features
+    else:
+        features = task_features[features_from or copy_strategy.task_names[0]]
+
+    trunk = keras.Model(copy.input, [backbone_features, *task_features.values()])
+    trunk_layers = {id(layer) for layer in trunk.layers}
+    for layer in copy.layers:
+        if isinstance(layer, keras.layers.InputLayer):
+            continue
+        layer.trainable = trainable_trunk if id(layer) in trunk_layers else trainable_heads
+
+    # === Functional Model ===
+    outputs = {name: copy.output[name] for name in copy.task_names}
+    outputs[task.name] = task.build_head(features)
+    if weighting is None:
+        weighting = weighting_module.get(keras.saving.serialize_keras_object(model.weighting))
+    new_model = MTLModel(
+        inputs=copy.input,
+        outputs=outputs,
+        tasks=list(model.tasks) + [task],
+        weighting=weighting,
+        name=name or model.name,
+    )
+    if compile:
+        new_model.compile(optimizer=optimizer, **compile_kwargs)
+    return new_model

@@ -18,7 +18,8 @@ import tensorflow as tf
 
 import keras_mtl
 from keras_mtl import errors
-from keras_mtl.export import add_task, export_saved_model, load_task_specs
+from keras_mtl.export import export_saved_model, load_task_specs
+from keras_mtl.model import add_task
 from keras_mtl.tasks import Task
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))

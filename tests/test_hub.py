@@ -10,6 +10,7 @@ import os
 import shutil
 import socket
 import sys
+import tarfile
 import threading
 import time
 
@@ -18,9 +19,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_mtl import hub as hub_lib
+from keras_mtl import hub_resolver
 from keras_mtl.errors import HubHandleError
-from keras_mtl.hub import HubLayer, is_hub_handle
+from keras_mtl.hub import HubLayer
+from keras_mtl.hub_resolver import is_hub_handle
 
 # The SavedModel builders live next to this file; make them importable however pytest runs.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -462,13 +464,22 @@ def test_missing_local_path_fails_fast_naming_the_handle(tmp_path):
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
-    """A loopback server standing in for a hub host: 404 for `/missing`, stalls GETs."""
+    """A loopback server standing in for a hub host: 404 for `/missing`, a module archive
+    for `/archive`, and a stall for any other GET."""
 
     def do_HEAD(self):
         self.send_response(404 if self.path.startswith("/missing") else 200)
         self.end_headers()
 
     def do_GET(self):
+        # What a download in this process sees as the default socket timeout.
+        self.server.requests.append((self.path, socket.getdefaulttimeout()))
+        if self.path.startswith("/archive"):
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(self.server.archive)))
+            self.end_headers()
+            self.wfile.write(self.server.archive)
+            return
         time.sleep(self.server.stall_seconds)
 
     def log_message(self, *args):
@@ -480,8 +491,11 @@ def loopback_server():
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     server.daemon_threads = True
     server.stall_seconds = 20.0
+    server.requests = []
+    server.archive = b""
+    server.url = f"http://127.0.0.1:{server.server_address[1]}"
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
+    yield server
     server.shutdown()
     server.server_close()
 
@@ -489,9 +503,9 @@ def loopback_server():
 def test_unreachable_urls_fail_fast(tmp_path, monkeypatch, loopback_server):
     # Only loopback addresses: the hosts that do not answer are stand-ins made here.
     monkeypatch.setenv("TFHUB_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setattr(hub_lib, "_PROBE_TIMEOUT_SECONDS", 1.0)
-    monkeypatch.setattr(hub_lib, "_READ_TIMEOUT_SECONDS", 1.0)
-    message = _assert_fast_handle_error(f"{loopback_server}/missing/module/1")
+    monkeypatch.setattr(hub_resolver, "_PROBE_TIMEOUT_SECONDS", 1.0)
+    monkeypatch.setattr(hub_resolver, "_READ_TIMEOUT_SECONDS", 1.0)
+    message = _assert_fast_handle_error(f"{loopback_server.url}/missing/module/1")
     assert "does not exist (HTTP 404)" in message
 
     silent = socket.socket()
@@ -513,7 +527,40 @@ def test_unreachable_urls_fail_fast(tmp_path, monkeypatch, loopback_server):
     assert "unreachable" in _assert_fast_handle_error(f"http://127.0.0.1:{port}/module/1")
 
     # Answers the probe, then stalls the download: the read timeout ends it.
-    _assert_fast_handle_error(f"{loopback_server}/stalls/module/1", seconds=8.0)
+    _assert_fast_handle_error(f"{loopback_server.url}/stalls/module/1", seconds=8.0)
+    # The timeout is the request's own: the process-wide default stays unset meanwhile.
+    assert [path for path, _ in loopback_server.requests] == [
+        "/stalls/module/1?tf-hub-format=compressed"
+    ]
+    assert [timeout for _, timeout in loopback_server.requests] == [None]
+    assert socket.getdefaulttimeout() is None
+
+
+def test_url_downloads_into_the_cache_once(modules, tmp_path, monkeypatch, loopback_server):
+    # A module archive as tfhub.dev serves it: the SavedModel's files at the archive's root.
+    archive = tmp_path / "module.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for name in os.listdir(modules["dense"]):
+            tar.add(os.path.join(modules["dense"], name), arcname=name)
+    loopback_server.archive = archive.read_bytes()
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("TFHUB_CACHE_DIR", str(cache))
+    handle = f"{loopback_server.url}/archive/dense/1"
+    reference = tf.saved_model.load(modules["dense"])
+
+    layer = HubLayer(handle)
+    np.testing.assert_allclose(layer(_x()), reference(_x()), rtol=1e-6)
+    assert [path for path, _ in loopback_server.requests] == [
+        "/archive/dense/1?tf-hub-format=compressed"
+    ]
+    assert (cache / hashlib.sha1(handle.encode()).hexdigest() / "saved_model.pb").exists()
+
+    # From the cache, with the host gone.
+    loopback_server.shutdown()
+    loopback_server.server_close()
+    again = HubLayer(handle)
+    np.testing.assert_allclose(again(_x()), reference(_x()), rtol=1e-6)
+    assert len(loopback_server.requests) == 1
 
 
 def test_builder_reports_a_missing_module_path_as_a_hub_handle(tmp_path):

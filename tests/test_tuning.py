@@ -8,6 +8,7 @@ import pytest
 
 import keras_mtl
 from keras_mtl import errors, tuning  # noqa: F401  (imports the submodule keras_mtl.tuning)
+from keras_mtl.tuning.objective import _direction
 
 
 def _data(n=96, seed=0):
@@ -348,9 +349,9 @@ def test_directions_inferred_from_metric_names():
     assert [t.trial_id for t in front] == ["high"]
     for name in ("val_delta_m", "val_price_r2_score", "val_tag_f1_score", "val_a_accuracy",
                  "val_b_auc"):
-        assert tuning._direction(name) == "max", name
+        assert _direction(name) == "max", name
     for name in ("val_loss", "val_a_loss", "val_price_mae", "val_price_mse"):
-        assert tuning._direction(name) == "min", name
+        assert _direction(name) == "min", name
 
 
 def test_an_infinite_dataset_is_refused_before_training():
