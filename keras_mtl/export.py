@@ -16,7 +16,6 @@ import keras
 import tensorflow as tf
 
 from keras_mtl import errors
-from keras_mtl.model import _sharing_strategy, _strategy_tensors
 from keras_mtl.tasks import Task
 
 SERVING_SIGNATURE = "serving_default"
@@ -427,16 +426,12 @@ def _task_outputs(task, output, postprocess):
 
 
 def _features_model(model):
-    strategy = _sharing_strategy(model)
-    if strategy is None:
+    structure = getattr(model, "structure", None)
+    if structure is None or structure.sharing_layer is None:
         return None
-    try:
-        backbone, per_task = _strategy_tensors(strategy)
-    except (AttributeError, ValueError):
-        return None
-    names = [BACKBONE_FEATURES] + [f"{name}_features" for name in per_task]
+    names = [BACKBONE_FEATURES] + [f"{name}_features" for name in structure.head_inputs]
     _check_unique_outputs(names, FEATURES_SIGNATURE)
-    outputs = dict(zip(names, [backbone, *per_task.values()]))
+    outputs = dict(zip(names, [structure.backbone_output, *structure.head_inputs.values()]))
     return keras.Model(model.input, outputs, name=f"{model.name}_features")
 
 

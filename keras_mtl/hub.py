@@ -16,7 +16,7 @@ import keras
 import tensorflow as tf
 from keras import tree
 
-from keras_mtl import hub_resolver
+from keras_mtl import _keras_compat, hub_resolver
 from keras_mtl.errors import HubHandleError
 
 _LOAD_OPTION_NAMES = (
@@ -26,32 +26,6 @@ _LOAD_OPTION_NAMES = (
     "experimental_variable_policy",
     "experimental_load_function_aliases",
 )
-
-
-class _RestoredVariable(keras.Variable):
-    """A Keras variable whose value *is* an existing `tf.Variable`, not a copy of it.
-
-    Keras' TF backend keeps the storage of a `keras.Variable` in a `tf.Variable`; here that
-    storage is the SavedModel's own variable, so `assign` (what optimizers do) changes the
-    state the restored functions read, and gradients flow to it through its handle.
-    """
-
-    def __init__(self, variable, *, trainable, name):
-        self._restored = variable
-        super().__init__(
-            initializer=self._initial_value,
-            shape=tuple(variable.shape),
-            dtype=variable.dtype.name,
-            trainable=trainable,
-            autocast=False,
-            name=name,
-        )
-
-    def _initial_value(self, shape, dtype):
-        return self._restored
-
-    def _initialize_with_initializer(self, initializer):
-        self._initialize(self._restored)
 
 
 @keras.saving.register_keras_serializable(package="keras_mtl")
@@ -140,8 +114,7 @@ class HubLayer(keras.layers.Layer):
         # Restored functions may use ops XLA cannot compile (strings, hash tables).
         self.supports_jit = False
         # Inputs go to the module as they are (strings stay strings); `call` casts them.
-        self._convert_input_args = False
-        self._allow_non_tensor_positional_args = True
+        _keras_compat.pass_inputs_unchanged(self)
 
         self._module = hub_resolver.load(self.handle, _to_load_options(load_options))
         self._callable = self._find_callable()
@@ -200,13 +173,15 @@ class HubLayer(keras.layers.Layer):
             for variable in variables:
                 name = variable.name.split(":")[0].replace("/", "_") or "variable"
                 adopted.append(
-                    _RestoredVariable(variable, trainable=id(variable) in trainable_ids, name=name)
+                    _keras_compat.AdoptedVariable(
+                        variable, trainable=id(variable) in trainable_ids, name=name
+                    )
                 )
         # Trainable ones first, in the SavedModel's order: this order is what `.keras` files
         # save the weights in, so a reloaded layer must (and does) rebuild the same order.
         adopted.sort(key=lambda v: not v.trainable)
-        for variable in adopted:
-            self._track_variable(variable)
+        # Keras tracks the variables of a list assigned to a layer, in the list's order.
+        self._adopted_variables = adopted
 
     @property
     def resolved_object(self):

@@ -6,6 +6,8 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from keras_mtl import errors
+
 
 def is_nan_marker(missing_label):
     """Whether `missing_label` means "NaN marks a missing label"."""
@@ -203,3 +205,105 @@ class MaskedMetric(keras.metrics.Metric):
         config = dict(config)
         config["metric"] = keras.saving.deserialize_keras_object(config["metric"])
         return cls(**config)
+
+
+# === The logged losses ===
+
+
+def as_loss(identifier, task_name):
+    """A `keras.losses.Loss` from what `compile` accepts for one output (name, config,
+    instance or function)."""
+    loss = keras.losses.get(identifier)
+    if isinstance(loss, keras.losses.Loss):
+        return loss
+    if not callable(loss):
+        raise errors.ConfigError(
+            f"The loss of task {task_name!r} must be a Keras loss (name, config, "
+            f"keras.losses.Loss or function). Received: {identifier!r}"
+        )
+    name = identifier if isinstance(identifier, str) else getattr(loss, "__name__", None)
+    return _FunctionLoss(loss, name=name)
+
+
+class _FunctionLoss(keras.losses.Loss):
+    """A loss function with Keras' reduction (what `compile` makes of a function)."""
+
+    def __init__(self, fn, name=None):
+        super().__init__(name=name)
+        self.fn = fn
+
+    def call(self, y_true, y_pred):
+        return self.fn(y_true, y_pred)
+
+
+def label_count(loss, y_true, y_pred):
+    """How many labels `loss` averaged over for this batch (float32 scalar): the labels
+    present for a `MaskedLoss` (entries, for element-wise labels), else the batch size."""
+    if isinstance(loss, MaskedLoss):
+        _, mask = _prepare(y_true, y_pred, loss.missing_label, loss.elementwise)
+        return ops.sum(ops.cast(mask, "float32"))
+    return ops.cast(ops.shape(y_pred)[0], "float32")
+
+
+class TaskLossMeans(keras.metrics.Metric):
+    """Each task's loss averaged over every label seen, logged as `<task>_loss`.
+
+    A batch's loss is a mean over its labels; weighing it by their number makes the result
+    the mean over all the labels of the data, however it was batched (Keras' own tracker
+    weighs batches by their size, which differs when labels are partial).
+
+    Args:
+        task_names: the names of the tasks, in the order of `update_state`'s vectors.
+    """
+
+    def __init__(self, task_names, name="task_losses", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.task_names = list(task_names)
+        shape = (len(self.task_names),)
+        self.totals = self.add_variable(shape=shape, initializer="zeros", name="totals")
+        self.counts = self.add_variable(shape=shape, initializer="zeros", name="counts")
+
+    def update_state(self, losses, counts):
+        """Adds a batch: each task's mean loss and the number of labels it averaged over."""
+        counts = ops.cast(counts, "float32")
+        self.totals.assign_add(_unscaled(ops.stack(losses)) * counts)
+        self.counts.assign_add(counts)
+
+    def means(self):
+        return ops.divide_no_nan(self.totals, self.counts)
+
+    def result(self):
+        means = self.means()
+        return {f"{name}_loss": means[t] for t, name in enumerate(self.task_names)}
+
+
+class TotalLoss(keras.metrics.Metric):
+    """The logged `loss`: the task losses of `task_losses` with their static weights, plus
+    the model's additional losses averaged per example.
+
+    Args:
+        task_losses: the model's `TaskLossMeans`.
+    """
+
+    def __init__(self, task_losses, name="loss", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self._task_losses = task_losses
+        self.loss_weights = (1.0,) * len(task_losses.task_names)
+        self.extra_total = self.add_variable(shape=(), initializer="zeros", name="extra_total")
+        self.examples = self.add_variable(shape=(), initializer="zeros", name="examples")
+
+    def update_state(self, extra, batch_size):
+        """Adds a batch's additional loss."""
+        batch_size = ops.cast(batch_size, "float32")
+        self.extra_total.assign_add(_unscaled(ops.cast(extra, "float32")) * batch_size)
+        self.examples.assign_add(batch_size)
+
+    def result(self):
+        weighted = ops.sum(self._task_losses.means() * ops.convert_to_tensor(self.loss_weights))
+        return weighted + ops.divide_no_nan(self.extra_total, self.examples)
+
+
+def _unscaled(value):
+    """A loss as one replica computed it, times the number of replicas (as Keras logs it)."""
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    return value * replicas if replicas > 1 else value

@@ -7,10 +7,12 @@ import keras
 import tensorflow as tf
 
 from keras_mtl import backbones, errors
+from keras_mtl import losses as losses_module
 from keras_mtl import sharing as sharing_module
+from keras_mtl import structure as structure_module
 from keras_mtl import weighting as weighting_module
-from keras_mtl.sharing.hard import Hard
 from keras_mtl.tasks import Task, validate_tasks
+from keras_mtl.weighting import gradients
 
 
 @keras.saving.register_keras_serializable(package="keras_mtl")
@@ -22,11 +24,26 @@ class MTLModel(keras.Model):
     check that the labels are a dict with one entry per task before any training starts.
     It saves and loads as `.keras` in Keras' safe mode.
 
+    The model knows its structure (`structure`): the tensor its sharing strategy receives
+    and the tensor each task's head reads, hence which layers and variables are shared and
+    which belong to one task's head.
+
+    The logged losses do not depend on how the data is batched: `<task>_loss` is the task's
+    loss averaged over every label present in the data (labels marked missing left out), and
+    `loss` is the sum of those with the tasks' static loss weights (each task's
+    `loss_weight`, or the `loss_weights` given to `compile`), plus the model's additional
+    losses (regularizers, `add_loss`) averaged per example. Adaptive weighting methods train
+    with their own weights but log this same `loss`, so it stays comparable with `val_loss`.
+
     Args:
         inputs: the model's inputs, as for a functional `keras.Model`.
         outputs: a dict of output tensors keyed by task name.
         tasks: the `keras_mtl.Task`s (or their configs), one per output.
         weighting: the weighting method: a name, config or `keras_mtl.weighting` instance.
+        backbone_output: the tensor the sharing strategy receives (the shared features).
+        head_inputs: a dict task name -> the tensor that task's head reads. With
+            `backbone_output`, the model's structure, as `build_mtl_model` records it; when
+            both are omitted they are taken from the model's one sharing strategy layer.
 
     Example:
 
@@ -36,7 +53,15 @@ class MTLModel(keras.Model):
     (True, ['a', 'b'])
     """
 
-    def __init__(self, *args, tasks=None, weighting="static", **kwargs):
+    def __init__(
+        self, *args, tasks=None, weighting="static", backbone_output=None, head_inputs=None,
+        **kwargs,
+    ):
+        if kwargs.pop(_STRUCTURE_IN_OUTPUTS, False):
+            packed = kwargs["outputs"]
+            kwargs["outputs"] = packed["outputs"]
+            backbone_output = packed["structure"].get("backbone_output")
+            head_inputs = packed["structure"].get("head_inputs")
         super().__init__(*args, **kwargs)
         if tasks is None:
             raise errors.TaskTypeError("`MTLModel` needs `tasks`. Received: tasks=None")
@@ -52,13 +77,57 @@ class MTLModel(keras.Model):
                 + (f" with keys {sorted(self.output)}"
                    if isinstance(self.output, dict) else "")
             )
+        self._structure = self._resolve_structure(backbone_output, head_inputs)
+        # The logged losses, in place of Keras' per-batch means (see `metrics`).
+        self._task_loss_means = losses_module.TaskLossMeans(self.task_names)
+        self._total_loss = losses_module.TotalLoss(self._task_loss_means)
+        self._task_losses = None
         self.weighting = weighting_module.get(weighting)
         self.weighting.attach(self)
+
+    def _resolve_structure(self, backbone_output, head_inputs):
+        if backbone_output is None and head_inputs is None:
+            return structure_module.derive_structure(self)
+        if (
+            backbone_output is None
+            or not isinstance(head_inputs, dict)
+            or sorted(head_inputs) != sorted(self.task_names)
+        ):
+            raise errors.TaskSpecError(
+                "`backbone_output` and `head_inputs` go together, `head_inputs` as a dict "
+                f"keyed by the task names {self.task_names}. Received: backbone_output="
+                f"{backbone_output!r}, head_inputs of type {type(head_inputs).__name__}"
+                + (f" with keys {sorted(head_inputs)}" if isinstance(head_inputs, dict) else "")
+            )
+        return structure_module.ModelStructure(self, backbone_output, head_inputs)
 
     @property
     def task_names(self):
         """The names of the tasks, in order."""
         return [t.name for t in self.tasks]
+
+    @property
+    def structure(self):
+        """The model's `keras_mtl.structure.ModelStructure`, or None when it is unknown.
+
+        It says what the sharing strategy receives (`backbone_output`), what each head
+        reads (`head_inputs`), and which layers and variables belong to each head
+        (`head_layers`, `head_variables()`) and to the shared trunk (`trunk_layers`,
+        `shared_variables()`).
+        """
+        return self._structure
+
+    @property
+    def sharing_layer(self):
+        """The model's sharing strategy layer (a `keras_mtl.sharing.SharingStrategy`)."""
+        if self._structure is not None and self._structure.sharing_layer is not None:
+            return self._structure.sharing_layer
+        for layer in self.layers:
+            if isinstance(layer, sharing_module.SharingStrategy):
+                return layer
+        raise errors.ConfigError(f"The model {self.name!r} has no sharing strategy layer.")
+
+    # === Losses ===
 
     def compile(self, optimizer="adam", loss=None, metrics=None, loss_weights=None, **kwargs):
         """Like `keras.Model.compile`; each task's own loss, metrics and weight by default."""
@@ -70,26 +139,124 @@ class MTLModel(keras.Model):
         # output takes no weights.
         if loss_weights is None and isinstance(loss, dict):
             loss_weights = {t.name: float(t.loss_weight) for t in self.tasks}
-        super().compile(
-            optimizer=optimizer, loss=loss, metrics=metrics, loss_weights=loss_weights, **kwargs
+        task_losses = {
+            name: None if value is None else losses_module.as_loss(value, name)
+            for name, value in _per_task(self, loss, "loss").items()
+        }
+        if not isinstance(self.weighting, weighting_module.Static):
+            missing = [name for name, fn in task_losses.items() if fn is None]
+            if missing:
+                raise errors.ConfigError(
+                    f"Every task needs a loss for adaptive weighting; tasks {missing} have "
+                    "none. Compile the model with one loss per task (the default of "
+                    "`MTLModel.compile`)."
+                )
+        weights = tuple(
+            1.0 if value is None else float(value)
+            for value in _per_task(self, loss_weights, "loss_weights").values()
         )
+        # Keras gets no loss: `compute_loss` computes each task's own (`get_compile_config`
+        # keeps the losses for saving).
+        super().compile(optimizer=optimizer, metrics=metrics, **kwargs)
+        self.loss = loss
+        self._compile_losses = {"loss": loss, "loss_weights": loss_weights}
+        self._task_losses = task_losses
+        self._total_loss.loss_weights = weights
 
-    @property
-    def sharing_layer(self):
-        """The model's sharing strategy layer (a `keras_mtl.sharing.SharingStrategy`)."""
-        for layer in self.layers:
-            if isinstance(layer, sharing_module.SharingStrategy):
-                return layer
-        raise errors.ConfigError(f"The model {self.name!r} has no sharing strategy layer.")
-
-    def train_step(self, data):
-        return self.weighting.train_step(self, data, super().train_step)
+    def get_compile_config(self):
+        config = super().get_compile_config()
+        if config is not None:
+            for key, value in self._compile_losses.items():
+                config[key] = keras.saving.serialize_keras_object(value)
+        return config
 
     def compile_from_config(self, config):
         # Keras skips models that override `compile`; ours takes the same arguments.
         self.compile(**keras.saving.deserialize_keras_object(config))
         if self.built:
             self.optimizer.build(self.trainable_variables)
+
+    def compute_task_losses(self, y, y_pred, sample_weight=None):
+        """Each task's loss, unweighted, as the compiled losses compute it.
+
+        Under `tf.distribute` a loss is scaled as Keras scales it (summing over replicas
+        gives the loss of the global batch). Logs nothing.
+
+        Args:
+            y: the labels, a dict keyed by task name (a bare array for a single task).
+            y_pred: the model's outputs.
+            sample_weight: optional sample weights (a dict keyed by task name, or one
+                array for every task).
+
+        Returns:
+            A list of float32 scalars in the order of `task_names` (zero for a task compiled
+            without a loss).
+        """
+        return self._losses_and_counts(y, y_pred, sample_weight, counts=False)[0]
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """The loss to minimise: the weighted sum of the task losses, plus added losses.
+
+        The weights are the static loss weights, or, while training, those of the weighting
+        method. Also records the task losses for the logs (see the class docstring).
+        """
+        losses, extra = self.record_losses(y, y_pred, sample_weight)
+        if training:
+            weights = self.weighting.loss_weights(self, y, losses)
+        else:
+            weights = self._total_loss.loss_weights
+        total = keras.ops.sum(keras.ops.stack(losses) * weights)
+        return total if extra is None else total + extra
+
+    def record_losses(self, y, y_pred, sample_weight=None):
+        """The task losses (`compute_task_losses`) and the sum of the model's added losses
+        (None without any), recorded for the logged `<task>_loss` and `loss`."""
+        losses, counts = self._losses_and_counts(y, y_pred, sample_weight, counts=True)
+        extra = gradients.additional_loss(self)
+        batch_size = keras.ops.shape(keras.tree.flatten(y_pred)[0])[0]
+        self._task_loss_means.update_state(losses, counts)
+        if extra is not None:
+            self._total_loss.update_state(extra, batch_size)
+        return losses, extra
+
+    def _losses_and_counts(self, y, y_pred, sample_weight, counts):
+        if self._task_losses is None:
+            raise errors.ConfigError(
+                "The model must be compiled before training; call `model.compile()`."
+            )
+        y = gradients.keyed_by_task(self, y)
+        sample_weight = gradients.keyed_by_task(self, sample_weight)
+        values, numbers = [], []
+        for name in self.task_names:
+            loss_fn = self._task_losses[name]
+            if loss_fn is None:
+                values.append(keras.ops.zeros((), "float32"))
+                numbers.append(keras.ops.zeros((), "float32"))
+                continue
+            weight = sample_weight.get(name) if isinstance(sample_weight, dict) else sample_weight
+            values.append(
+                keras.ops.cast(loss_fn(y[name], y_pred[name], weight), "float32")
+            )
+            if counts:
+                numbers.append(losses_module.label_count(loss_fn, y[name], y_pred[name]))
+        if not counts:
+            return values, None
+        # A replica's loss is divided by the label count of the global batch over the
+        # number of replicas; weighing it by that count sums back to the global total.
+        numbers = keras.ops.stack(numbers)
+        replicas = gradients.num_replicas()
+        if replicas > 1:
+            numbers = gradients.all_reduce_sum(numbers) / replicas
+        return values, numbers
+
+    @property
+    def metrics(self):
+        # `loss` is ours (the Keras tracker averages the weighted total per batch).
+        keras_metrics = [m for m in super().metrics if m.name != "loss"]
+        return [self._total_loss] + keras_metrics
+
+    def train_step(self, data):
+        return self.weighting.train_step(self, data, super().train_step)
 
     def fit(self, x=None, y=None, *args, validation_data=None, **kwargs):
         self.check_labels(x, y, argument="y")
@@ -157,7 +324,59 @@ class MTLModel(keras.Model):
         config = super().get_config()
         config["tasks"] = [t.get_config() for t in self.tasks]
         config["weighting"] = keras.saving.serialize_keras_object(self.weighting)
+        if self._structure is not None:
+            # As Keras writes the outputs: [layer name, node index, tensor index].
+            config.update(
+                structure_module.tensor_references(
+                    self,
+                    {
+                        "backbone_output": self._structure.backbone_output,
+                        "head_inputs": self._structure.head_inputs,
+                    },
+                )
+            )
         return config
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        structure = {
+            key: config.pop(key)
+            for key in ("backbone_output", "head_inputs")
+            if config.get(key) is not None
+        }
+        if structure:
+            # Keras turns the references of the outputs into the rebuilt tensors; it does
+            # the same for these, carried along with the outputs and split off in __init__.
+            config["output_layers"] = {"outputs": config["output_layers"], "structure": structure}
+            config[_STRUCTURE_IN_OUTPUTS] = True
+        return super().from_config(config, custom_objects=custom_objects)
+
+
+# A key of the config `from_config` hands to `__init__`: `outputs` also hold the structure.
+_STRUCTURE_IN_OUTPUTS = "_structure_in_outputs"
+
+
+def _per_task(model, value, argument):
+    """A `compile` argument given per output (dict or list) or for all, as a dict by task."""
+    names = model.task_names
+    if isinstance(value, dict):
+        unknown = [key for key in value if key not in names]
+        if unknown:
+            raise errors.ConfigError(
+                f"`{argument}` names unknown tasks {unknown}; the model's tasks are {names}. "
+                f"Received keys {list(value)}"
+            )
+        return {name: value.get(name) for name in names}
+    if isinstance(value, (list, tuple)):
+        if len(value) != len(names):
+            raise errors.ConfigError(
+                f"`{argument}` must have one entry per output {model.output_names}. "
+                f"Received {len(value)} entries"
+            )
+        by_output = dict(zip(model.output_names, value))
+        return {name: by_output[name] for name in names}
+    return {name: value for name in names}
 
 
 def _check_int(name, value, minimum):
@@ -284,10 +503,20 @@ def build_mtl_model(
         hub_options=hub_options,
     )
     if pool_features:
-        features = backbones.pool_features(features)
+        features = backbones.pool_features(
+            features, flatten=backbones.is_inputs_only(backbone)
+        )
     task_features = strategy(features)
     outputs = {task.name: task.build_head(task_features[task.name]) for task in tasks}
-    model = MTLModel(inputs=inputs, outputs=outputs, tasks=tasks, weighting=method, name=name)
+    model = MTLModel(
+        inputs=inputs,
+        outputs=outputs,
+        tasks=tasks,
+        weighting=method,
+        backbone_output=features,
+        head_inputs={task.name: task_features[task.name] for task in tasks},
+        name=name,
+    )
 
     if compile:
         model.compile(optimizer=optimizer, **compile_kwargs)
@@ -295,21 +524,6 @@ def build_mtl_model(
 
 
 # === Model surgery ===
-
-
-def _sharing_strategy(model):
-    strategies = [layer for layer in model.layers if isinstance(layer, sharing_module.SharingStrategy)]
-    return strategies[0] if len(strategies) == 1 else None
-
-
-def _strategy_tensors(strategy):
-    """The strategy's input tensor and its dict of per-task output tensors in the model.
-
-    Raises ValueError when the strategy was called more than once (no single input/output).
-    """
-    flat = keras.tree.flatten(strategy.output)
-    outputs = keras.tree.pack_sequence_as({name: None for name in strategy.task_names}, flat)
-    return strategy.input, outputs
 
 
 def add_task(
@@ -382,17 +596,13 @@ def add_task(
                        ("compile", compile)):
         if not isinstance(value, bool):
             raise errors.ConfigError(f"`{arg}` must be True or False. Received: {arg}={value!r}")
-    strategy = _sharing_strategy(model)
-    if strategy is None:
-        raise errors.ConfigError(
-            f"The model {model.name!r} has no single sharing strategy layer, so its trunk "
-            "cannot be found; add_task needs a model built by keras_mtl.build_mtl_model."
-        )
+    structure = structure_module.require_structure(model, "add_task")
     valid = ["backbone"] + model.task_names
-    if features_from is None and not isinstance(strategy, Hard):
+    if features_from is None and not structure.one_representation:
         raise errors.ConfigError(
-            f"The sharing strategy {type(strategy).__name__} gives each task its own features; "
-            f"choose which ones the new head reads with `features_from`, one of {valid}. "
+            "The heads of this model read different features (its sharing strategy "
+            f"{type(structure.sharing_layer).__name__} gives each task its own); choose which "
+            f"ones the new head reads with `features_from`, one of {valid}. "
             "Received: features_from=None"
         )
     if features_from is not None and features_from not in valid:
@@ -408,15 +618,13 @@ def add_task(
 
     copy = type(model).from_config(model.get_config())
     copy.set_weights(model.get_weights())
-    copy_strategy = _sharing_strategy(copy)
-    backbone_features, task_features = _strategy_tensors(copy_strategy)
+    copied = copy.structure
     if features_from == "backbone":
-        features = backbone_features
+        features = copied.backbone_output
     else:
-        features = task_features[features_from or copy_strategy.task_names[0]]
+        features = copied.head_inputs[features_from or copy.task_names[0]]
 
-    trunk = keras.Model(copy.input, [backbone_features, *task_features.values()])
-    trunk_layers = {id(layer) for layer in trunk.layers}
+    trunk_layers = {id(layer) for layer in copied.trunk_layers}
     for layer in copy.layers:
         if isinstance(layer, keras.layers.InputLayer):
             continue
@@ -432,6 +640,8 @@ def add_task(
         outputs=outputs,
         tasks=list(model.tasks) + [task],
         weighting=weighting,
+        backbone_output=copied.backbone_output,
+        head_inputs=dict(copied.head_inputs, **{task.name: features}),
         name=name or model.name,
     )
     if compile:

@@ -330,9 +330,11 @@ class Task:
             for layer in self.head_layers or ():
                 x = _clone(layer)(x)
             if self.units is None:
-                return keras.layers.Identity(name=self.name)(x)
+                return keras.layers.Identity(name=self.name, dtype="float32")(x)
+        # The output layer computes in float32 under mixed precision, as Keras advises.
         return keras.layers.Dense(
-            self.output_units, activation=self.output_activation, name=self.name
+            self.output_units, activation=self.output_activation, name=self.name,
+            dtype="float32",
         )(x)
 
     # === Config ===

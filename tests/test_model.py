@@ -208,3 +208,59 @@ def test_compile_with_one_loss_for_every_output():
     y = {"a": np.zeros((4, 1), "float32"), "b": np.ones((4, 1), "float32")}
     logs = model.evaluate(x, y, verbose=0, return_dict=True)
     assert logs["loss"] == pytest.approx(logs["a_loss"] + logs["b_loss"], rel=1e-5)
+
+
+def _partial_labels(n, rng):
+    y = _labels(n, rng)
+    y["digit"][rng.random(n) < 0.5] = -1
+    y["odd"][rng.random((n, 1)) < 0.2] = -1
+    y["ink"][rng.random((n, 2)) < 0.6] = np.nan
+    y["tags"][rng.random((n, 3)) < 0.3] = -1
+    return y
+
+
+def _numpy_task_losses(p, y):
+    """Each task's loss averaged over its labelled entries, by hand."""
+
+    def bce(prob, label):
+        prob = np.clip(prob, 1e-7, 1 - 1e-7)
+        return -(label * np.log(prob) + (1 - label) * np.log(1 - prob))
+
+    digit = y["digit"] >= 0
+    odd, tags, ink = y["odd"] >= 0, y["tags"] >= 0, ~np.isnan(y["ink"])
+    return {
+        "digit": np.mean(-np.log(p["digit"][digit, y["digit"][digit]])),
+        "odd": np.mean(bce(p["odd"][odd], y["odd"][odd])),
+        "ink": np.mean((p["ink"][ink] - y["ink"][ink]) ** 2),
+        "tags": np.mean(bce(p["tags"][tags], y["tags"][tags])),
+    }
+
+
+def test_logged_losses_are_means_over_all_labels_whatever_the_batch_size():
+    rng = np.random.default_rng(6)
+    n = 100
+    model = keras_mtl.build_mtl_model(
+        (12,), _tasks(), shared_units=16, optimizer=keras.optimizers.SGD(0.0)
+    )
+    x = rng.normal(size=(n, 12)).astype("float32")
+    y = _partial_labels(n, rng)
+    p = model.predict(x, batch_size=n, verbose=0)
+    expected = _numpy_task_losses(p, y)
+    weights = {"digit": 1.0, "odd": 0.5, "ink": 1.0, "tags": 1.0}
+    total = sum(weights[name] * loss for name, loss in expected.items())
+    digit, ink = y["digit"] >= 0, ~np.isnan(y["ink"])
+    accuracy = np.mean(p["digit"][digit].argmax(1) == y["digit"][digit])
+    mae = np.mean(np.abs(p["ink"][ink] - y["ink"][ink]))
+    for batch_size in (1, 7, 64, n):
+        logs = model.evaluate(x, y, batch_size=batch_size, verbose=0, return_dict=True)
+        for name, loss in expected.items():
+            assert logs[f"{name}_loss"] == pytest.approx(loss, rel=1e-4), (batch_size, name)
+        assert logs["loss"] == pytest.approx(total, rel=1e-4), batch_size
+        # Masked metrics were already means over the labelled entries.
+        assert logs["digit_accuracy"] == pytest.approx(accuracy, rel=1e-6), batch_size
+        assert logs["ink_mae"] == pytest.approx(mae, rel=1e-4), batch_size
+    # Training logs the same means (the learning rate is 0, so the model does not change).
+    history = model.fit(x, y, batch_size=7, epochs=1, shuffle=False, verbose=0)
+    for name, loss in expected.items():
+        assert history.history[f"{name}_loss"][0] == pytest.approx(loss, rel=1e-4), name
+    assert history.history["loss"][0] == pytest.approx(total, rel=1e-4)

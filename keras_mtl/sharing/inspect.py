@@ -67,7 +67,9 @@ def _strategy_features(model_or_layer, strategy, x, batch_size):
     """The strategy's input features for `x`: `x` itself when given the layer alone."""
     if model_or_layer is strategy:
         return np.asarray(x)
-    extractor = keras.Model(model_or_layer.input, strategy.input)
+    structure = getattr(model_or_layer, "structure", None)
+    features = strategy.input if structure is None else structure.backbone_output
+    extractor = keras.Model(model_or_layer.input, features)
     return extractor.predict(x, batch_size=batch_size, verbose=0)
 
 

@@ -1,13 +1,16 @@
 """The base classes of weighting methods: how per-task losses or gradients become one update.
 
-- `WeightingMethod`: the interface `MTLModel` uses (`attach`, `train_step`, `get_config`).
-- `LossWeighting`: methods that weight the task losses (one backward pass a step).
+- `WeightingMethod`: the interface `MTLModel` uses (`attach`, `loss_weights`, `train_step`,
+  `get_config`).
+- `LossWeighting`: methods that weight the task losses (one backward pass a step), through
+  `MTLModel.compute_loss` in Keras' own training step.
 - `GradientWeighting`: methods that combine the tasks' gradients from their Gram matrix,
   either of the shared parameters (`mode="exact"`) or of the shared representation
   (`mode="rep"`).
 """
 
 import numbers
+import threading
 
 import keras
 import tensorflow as tf
@@ -38,6 +41,14 @@ class WeightingMethod:
     def build_state(self, state, tasks):
         """Creates the method's variables with `state.add_state(...)` (`tasks`: the Tasks)."""
 
+    def loss_weights(self, model, y, losses):
+        """The weights of the task losses in `model.compute_loss` while training.
+
+        `losses` are the task losses of the replica's batch, `y` its labels. The default is
+        the static loss weights.
+        """
+        return tf.constant(gradients.static_weights(model), "float32")
+
     def train_step(self, model, data, default_train_step):
         """One training step of `model` on `data`; the default is Keras' own step."""
         return default_train_step(data)
@@ -58,7 +69,8 @@ class WeightingState(keras.layers.Layer):
     """The Keras variables of a weighting method, attached to (and saved with) its model.
 
     Variables are mirrored under `tf.distribute` and every replica computes the same update,
-    so they are written from the first replica only.
+    so they are written from the first replica only. They are non-trainable for Keras: the
+    method updates them itself, never the model's optimizer.
 
     Args:
         task_names: the names of the model's tasks.
@@ -71,11 +83,16 @@ class WeightingState(keras.layers.Layer):
         self.cache = _Cache()
 
     def add_state(self, name, shape=(), initializer="zeros", trainable=False):
-        """Adds a float32 variable; `trainable` marks what the method learns (by itself)."""
+        """Adds a float32 variable.
+
+        `trainable` says that the method learns the variable (by itself, e.g. with
+        `gradients.adam_update`); it does not make Keras train it.
+        """
+        del trainable  # every state variable is the method's to update, never Keras'
         variable = self.add_weight(
             shape=shape,
             initializer=initializer,
-            trainable=trainable,
+            trainable=False,
             aggregation="only_first_replica",
             name=name,
         )
@@ -98,34 +115,23 @@ class WeightingState(keras.layers.Layer):
 
 
 class _Cache:
-    """Python-side values (traced structures) that Keras must not track."""
+    """Python-side values (traced structures) that Keras must not track.
+
+    `step` holds values of the training step being traced, one set per thread: under
+    `tf.distribute` each replica's step is traced in its own thread.
+    """
+
+    def __init__(self):
+        self.step = threading.local()
 
 
 def _state(model):
     return getattr(model, _STATE_ATTRIBUTE)
 
 
-def _model_variables(model):
-    """The model's trainable variables, without those of the weighting method."""
-    own = {id(v) for v in _state(model).weights}
-    return [v for v in model.trainable_variables if id(v) not in own]
-
-
-def _logs(model, x, y, y_pred, sample_weight, losses, extra, weights):
-    """Updates the loss tracker and metrics; returns the logs with `weight_<task>`.
-
-    The logged `loss` is what `evaluate` reports: the task losses with their static weights,
-    plus the model's added losses.
-    """
-    static = gradients.static_weights(model)
-    total = tf.add_n([w * loss for w, loss in zip(static, losses)])
-    if extra is not None:
-        total = total + extra
-    batch_size = tf.shape(next(t for t in tf.nest.flatten(x) if t is not None))[0]
-    model._loss_tracker.update_state(
-        keras.src.losses.loss.unscale_loss_for_distribution(total), sample_weight=batch_size
-    )
-    logs = dict(model.compute_metrics(x, y, y_pred, sample_weight=sample_weight))
+def _with_weights(model, logs, weights):
+    """`logs` (a dict) with the task weights of the step as `weight_<task>`."""
+    logs = dict(logs)
     for name, weight in zip(model.task_names, tf.unstack(weights)):
         logs[f"weight_{name}"] = weight
     return logs
@@ -146,8 +152,10 @@ class LossWeighting(WeightingMethod):
     Subclasses implement `task_weights` (the weights of this step, from the tasks' losses
     over the global batch) and may implement `update_state` (learn or record after the step).
     A task without labels in the batch has a loss of zero and takes no part in the update of
-    the method's state. The logged `loss` is the sum of the task losses with their static
-    `loss_weight`s, the same quantity as `val_loss`.
+    the method's state. The method plugs into Keras' own training step through
+    `MTLModel.compute_loss`, which asks `loss_weights` for this step's weights. The logged
+    `loss` is the sum of the task losses with their static `loss_weight`s, the same quantity
+    as `val_loss`.
     """
 
     def task_weights(self, state, losses, present):
@@ -157,26 +165,21 @@ class LossWeighting(WeightingMethod):
     def update_state(self, state, losses, present, weights):
         """Updates the method's variables after the step."""
 
-    def train_step(self, model, data, default_train_step):
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        y = gradients.keyed_by_task(model, y)
-        sample_weight = gradients.keyed_by_task(model, sample_weight)
+    def loss_weights(self, model, y, losses):
         state = _state(model)
-        variables = _model_variables(model)
         present = gradients.task_presence(model, y)
-        with tf.GradientTape() as tape:
-            y_pred = model(x, training=True)
-            losses = gradients.task_losses(model, y, y_pred, sample_weight)
-            global_losses = tf.stop_gradient(gradients.all_reduce_sum(tf.stack(losses)))
-            weights = tf.stop_gradient(self.task_weights(state, global_losses, present))
-            total = tf.add_n([weights[t] * loss for t, loss in enumerate(losses)])
-            extra = gradients.additional_loss(model)
-            if extra is not None:
-                total = total + extra
-            total = model.optimizer.scale_loss(total)
-        _apply(model, zip(tape.gradient(total, variables), variables))
+        global_losses = tf.stop_gradient(gradients.all_reduce_sum(tf.stack(losses)))
+        weights = tf.stop_gradient(self.task_weights(state, global_losses, present))
+        # The method's variables depend on no model variable: updating them before the
+        # optimizer's step gives the same result as after it.
         self.update_state(state, global_losses, present, weights)
-        return _logs(model, x, y, y_pred, sample_weight, losses, extra, weights)
+        state.cache.step.weights = weights
+        return weights
+
+    def train_step(self, model, data, default_train_step):
+        # Keras' own step; `model.compute_loss` asks `loss_weights` for the weights.
+        logs = default_train_step(data)
+        return _with_weights(model, logs, _state(model).cache.step.weights)
 
 
 class GradientWeighting(WeightingMethod):
@@ -236,7 +239,7 @@ class GradientWeighting(WeightingMethod):
             cache.mode = "exact"
             if shared:
                 try:
-                    cache.structure = gradients.ModelStructure(model)
+                    gradients.representation_structure(model)
                     cache.mode = "rep"
                 except errors.ConfigError:
                     pass
@@ -248,11 +251,11 @@ class GradientWeighting(WeightingMethod):
         return getattr(_state(model).cache, "mode", self.mode)
 
     def _raise_distinct_representations(self, model):
-        try:
-            strategy = gradients.sharing_strategy_layer(model)
-            described = f"{type(strategy).__name__} ({strategy.name!r})"
-        except errors.ConfigError:
-            described = "of this model"
+        strategy = getattr(model.structure, "sharing_layer", None)
+        described = (
+            "of this model" if strategy is None
+            else f"{type(strategy).__name__} ({strategy.name!r})"
+        )
         raise errors.ConfigError(
             f"{type(self).__name__}(mode={self.mode!r}) cannot train with the sharing "
             f"strategy {described}: it gives each task its own representation tensor, and "
@@ -278,15 +281,32 @@ class GradientWeighting(WeightingMethod):
             else:
                 outputs = feature_model(x, training=True)
                 y_pred = outputs["outputs"]
-            losses = gradients.task_losses(model, y, y_pred, sample_weight)
+            losses, extra = model.record_losses(y, y_pred, sample_weight)
             scaled = [model.optimizer.scale_loss(loss) for loss in losses]
-            extra = gradients.additional_loss(model)
             scaled_extra = None if extra is None else model.optimizer.scale_loss(extra)
         global_losses = gradients.all_reduce_sum(tf.stack(losses))
         return outputs, y_pred, losses, scaled, extra, scaled_extra, global_losses
 
+    def _combine(self, model, state, gram, losses, present):
+        """`combine` on the Gram matrix of the unscaled gradients.
+
+        Under loss scaling (`mixed_float16`) a step whose scaled gradients overflowed is
+        skipped by the optimizer; the method's variables are then left as they were too.
+        """
+        # The per-task gradients are those of the scaled losses (1 unless loss scaling).
+        scale = tf.cast(model.optimizer.scale_loss(tf.constant(1.0)), "float32")
+        gram = gram / tf.square(scale)
+        if not isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer):
+            return self.combine(state, gram, losses, present)
+        finite = tf.reduce_all(tf.math.is_finite(gram))
+        before = [tf.identity(v) for v in state.weights]
+        result = self.combine(state, tf.where(finite, gram, tf.zeros_like(gram)), losses, present)
+        for variable, value in zip(state.weights, before):
+            variable.assign(tf.where(finite, variable, value))
+        return result
+
     def _exact_step(self, model, state, x, y, sample_weight, present):
-        variables = _model_variables(model)
+        variables = model.trainable_variables
         tape = tf.GradientTape(persistent=True)
         _, y_pred, losses, scaled, extra, scaled_extra, global_losses = self._forward(
             model, tape, x, y, sample_weight
@@ -313,7 +333,7 @@ class GradientWeighting(WeightingMethod):
             gram = gradients.gram_matrix(stacked)
         else:
             gram = tf.zeros([num_tasks, num_tasks])
-        alpha, head_scale, logged = self.combine(state, gram, global_losses, present)
+        alpha, head_scale, logged = self._combine(model, state, gram, global_losses, present)
         combined = gradients.linear_combination(
             alpha, stacked, [variables[v].shape for v in shared]
         )
@@ -328,46 +348,47 @@ class GradientWeighting(WeightingMethod):
         if extra_grads is not None:
             grads = _add(grads, extra_grads)
         _apply(model, zip(grads, variables))
-        return _logs(model, x, y, y_pred, sample_weight, losses, extra, logged)
+        return _with_weights(model, model.compute_metrics(x, y, y_pred, sample_weight), logged)
 
     def _rep_step(self, model, state, x, y, sample_weight, present):
-        cache = state.cache
-        if not hasattr(cache, "structure"):
-            cache.structure = gradients.ModelStructure(model)
-        structure = cache.structure
-        variables = _model_variables(model)
-        shared_variables = [v for v in variables if id(v) not in structure.head_ids]
+        structure = gradients.representation_structure(model)
+        variables = model.trainable_variables
+        head_variables = structure.head_variables()
+        head_ids = {id(v) for vs in head_variables.values() for v in vs}
+        shared_variables = [v for v in variables if id(v) not in head_ids]
         tape = tf.GradientTape(persistent=True)
         outputs, y_pred, losses, scaled, extra, scaled_extra, global_losses = self._forward(
             model, tape, x, y, sample_weight, feature_model=structure.feature_model
         )
-        representations = [outputs["representations"][n] for n in model.task_names]
+        representations = [outputs["head_inputs"][n] for n in model.task_names]
         if self.uses_inner_products and any(r is not representations[0] for r in representations):
             self._raise_distinct_representations(model)
         rep_grads, head_grads = [], []
         for t, name in enumerate(model.task_names):
-            head_variables = structure.head_variables[name]
-            result = tape.gradient(scaled[t], [representations[t]] + head_variables)
+            result = tape.gradient(scaled[t], [representations[t]] + head_variables[name])
             rep_grads.append(
                 result[0] if result[0] is not None else tf.zeros_like(representations[t])
             )
             head_grads.append(result[1:])
+        # In float32 whatever the compute dtype: the products of scaled float16 gradients
+        # would overflow.
+        rows = [[tf.cast(g, "float32")] for g in rep_grads]
         if all(g.shape == rep_grads[0].shape for g in rep_grads):
-            gram = gradients.gram_matrix(gradients.stack_task_gradients([[g] for g in rep_grads]))
+            gram = gradients.gram_matrix(gradients.stack_task_gradients(rows))
         else:
-            gram = gradients.pairwise_gram_matrix([[g] for g in rep_grads])
+            gram = gradients.pairwise_gram_matrix(rows)
         gram = gradients.all_reduce_sum(gram)
-        alpha, head_scale, logged = self.combine(state, gram, global_losses, present)
+        alpha, head_scale, logged = self._combine(model, state, gram, global_losses, present)
         shared_grads = tape.gradient(
             representations,
             shared_variables,
-            output_gradients=[alpha[t] * g for t, g in enumerate(rep_grads)],
+            output_gradients=[tf.cast(alpha[t], g.dtype) * g for t, g in enumerate(rep_grads)],
         )
         extra_grads = None if extra is None else tape.gradient(scaled_extra, variables)
         del tape
         grads_and_vars = list(zip(shared_grads, shared_variables))
         for t, name in enumerate(model.task_names):
-            for grad, variable in zip(head_grads[t], structure.head_variables[name]):
+            for grad, variable in zip(head_grads[t], head_variables[name]):
                 grads_and_vars.append(
                     (None if grad is None else head_scale[t] * _dense(grad), variable)
                 )
@@ -377,7 +398,7 @@ class GradientWeighting(WeightingMethod):
                 (_add([g], [by_id.get(id(v))])[0], v) for g, v in grads_and_vars
             ]
         _apply(model, grads_and_vars)
-        return _logs(model, x, y, y_pred, sample_weight, losses, extra, logged)
+        return _with_weights(model, model.compute_metrics(x, y, y_pred, sample_weight), logged)
 
 
 def _dense_or_zeros(gradient, variable):

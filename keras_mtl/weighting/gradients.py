@@ -44,16 +44,7 @@ def same_on_replicas(value):
 
 def static_weights(model):
     """The static loss weights given to `compile`, per task (1.0 where none was given)."""
-    user_weights = model._compile_loss._user_loss_weights if model._compile_loss else None
-    names = model.task_names
-    if isinstance(user_weights, dict):
-        return [float(user_weights.get(name, 1.0) or 0.0) for name in names]
-    if isinstance(user_weights, (list, tuple)):
-        by_output = dict(zip(model.output_names, user_weights))
-        return [float(by_output.get(name, 1.0)) for name in names]
-    if isinstance(user_weights, float):
-        return [user_weights] * len(names)
-    return [1.0] * len(names)
+    return [float(w) for w in model._total_loss.loss_weights]
 
 
 def keyed_by_task(model, value):
@@ -68,54 +59,18 @@ def keyed_by_task(model, value):
 def task_losses(model, y, y_pred, sample_weight):
     """Each task's unweighted loss (as Keras computes it, scaled for distribution).
 
-    Also updates the per-task loss trackers (`<task>_loss` in the logs) as Keras' own
-    `train_step` does. Returns a list of scalars in the order of `model.task_names`.
-    A single-task model may be given bare (not dict) labels and sample weights.
+    Also records them for the logged `<task>_loss` and `loss`, as a training step does
+    (`MTLModel.record_losses`). Returns a list of scalars in the order of
+    `model.task_names`. A single-task model may be given bare (not dict) labels and sample
+    weights.
     """
-    y = keyed_by_task(model, y)
-    sample_weight = keyed_by_task(model, sample_weight)
-    compile_loss = model._compile_loss
-    if compile_loss is None:
-        raise errors.ConfigError(
-            "The model must be compiled with a loss before training; call `model.compile()`."
-        )
-    if not compile_loss.built:
-        compile_loss.build(y, y_pred)
-    flat_losses = compile_loss._flat_losses
-    trackers = compile_loss.metrics if len(flat_losses) > 1 else [None] * len(flat_losses)
-    by_task = {}
-    for (path, loss_fn, _, name), tracker in zip(flat_losses, trackers):
-        task_name = path[0] if len(path) == 1 else name
-        y_true = _resolve(y, path)
-        prediction = _resolve(y_pred, path)
-        weight = _resolve(sample_weight, path) if isinstance(sample_weight, dict) else (
-            sample_weight
-        )
-        value = keras.ops.cast(loss_fn(y_true, prediction, weight), compile_loss.dtype)
-        if tracker is not None:
-            tracker.update_state(
-                keras.src.losses.loss.unscale_loss_for_distribution(value),
-                sample_weight=keras.ops.shape(prediction)[0],
-            )
-        by_task[task_name] = value
-    missing = [name for name in model.task_names if name not in by_task]
-    if missing:
-        raise errors.ConfigError(
-            f"Every task needs a loss for adaptive weighting; tasks {missing} have none. "
-            "Compile the model with one loss per task (the default of `MTLModel.compile`)."
-        )
-    return [by_task[name] for name in model.task_names]
-
-
-def _resolve(structure, path):
-    for key in path:
-        structure = structure[key]
-    return structure
+    return model.record_losses(y, y_pred, sample_weight)[0]
 
 
 def additional_loss(model):
-    """The sum of the model's added losses (regularizers, `add_loss`), or None."""
-    extra = [model._aggregate_additional_loss(loss) for loss in model.losses]
+    """The sum of the model's added losses (regularizers, `add_loss`) in float32, or None."""
+    # As Keras sums them, but in float32: under mixed precision a layer may add float16.
+    extra = [keras.ops.sum(keras.ops.cast(loss, "float32")) for loss in model.losses]
     return tf.add_n(extra) if extra else None
 
 
@@ -257,121 +212,47 @@ def adam_update(
 
 def sharing_strategy_layer(model):
     """The model's one sharing strategy layer; `ConfigError` unless there is exactly one."""
-    from keras_mtl.sharing.base import SharingStrategy
-
-    strategies = [layer for layer in model.layers if isinstance(layer, SharingStrategy)]
-    if len(strategies) != 1:
+    structure = model.structure
+    if structure is None or structure.sharing_layer is None:
         raise errors.ConfigError(
             "`mode='rep'` needs a model with exactly one sharing strategy layer (as "
-            f"`keras_mtl.build_mtl_model` makes); found {len(strategies)}. Use "
-            "`mode='exact'` instead."
+            "`keras_mtl.build_mtl_model` makes). Use `mode='exact'` instead."
         )
-    return strategies[0]
+    return structure.sharing_layer
 
 
 def shares_one_representation(model):
-    """Whether every task reads the same tensor from the sharing strategy (None: unknown).
+    """Whether every task's head reads the same tensor (None: unknown).
 
     True for Hard sharing (one tensor for every task); False when the strategy gives each
-    task its own tensor (MMoE, PLE, CrossStitch, Soft). Found by calling the strategy once,
-    eagerly, on zeros shaped as its input (the symbolic outputs are distinct objects even
-    when the strategy returns one tensor for every task). None when it cannot be told (no
-    single strategy layer, or the call fails); training then checks the traced tensors.
+    task its own tensor (MMoE, PLE, CrossStitch, Soft). From the model's structure
+    (`MTLModel.structure.one_representation`); None when the model does not know its
+    structure or it cannot be told, and training then checks the traced tensors.
     """
-    try:
-        strategy = sharing_strategy_layer(model)
-        histories = []
-        for name in model.task_names:
-            reps, _ = _walk_back(model.output[name], strategy)
-            if len(reps) != 1:
-                return None
-            histories.append(reps[0]._keras_history)
-        node_index = histories[0][1]
-        if any(h[1] != node_index for h in histories):
-            return None
-        node = strategy._inbound_nodes[node_index]
-        values = {
-            id(t): keras.ops.zeros([1 if d is None else d for d in t.shape], dtype=t.dtype)
-            for t in node.arguments.keras_tensors
-        }
-        args, kwargs = node.arguments.fill_in(values)
-        kwargs = dict(kwargs, training=False) if "training" not in kwargs else kwargs
-        outputs = keras.tree.flatten(strategy(*args, **kwargs))
-        chosen = [outputs[h[2]] for h in histories]
-    except Exception:  # noqa: BLE001 - undecidable here; checked again when training
-        return None
-    return all(tensor is chosen[0] for tensor in chosen)
+    structure = model.structure
+    return None if structure is None else structure.one_representation
 
 
-class ModelStructure:
-    """Which tensors and variables of an `MTLModel` are shared and which belong to one task.
-
-    The representation of task `t` is the output of the sharing strategy that task `t`'s head
-    reads; task `t`'s head is every layer between that output and the model's output `t`.
-    Everything else (backbone and sharing strategy) is the shared part.
-    """
-
-    def __init__(self, model):
-        strategy = sharing_strategy_layer(model)
-        self.strategy = strategy
-        representations = {}
-        head_layers = {}
-        outputs = model.output
-        for name in model.task_names:
-            reps, layers = _walk_back(outputs[name], strategy)
-            if len(reps) != 1:
-                raise errors.ConfigError(
-                    f"`mode='rep'`: the head of task {name!r} must read one output of the "
-                    f"sharing strategy {strategy.name!r}; it reads {len(reps)}. Use "
-                    "`mode='exact'` instead."
-                )
-            representations[name] = reps[0]
-            head_layers[name] = layers
-        owners = {}
-        for name, layers in head_layers.items():
-            for layer in layers:
-                owners.setdefault(id(layer), set()).add(name)
-        shared_heads = [n for n, o in owners.items() if len(o) > 1]
-        if shared_heads:
-            raise errors.ConfigError(
-                "`mode='rep'`: layers after the sharing strategy must belong to one task; "
-                "some are used by several tasks. Use `mode='exact'` instead."
-            )
-        self.feature_model = keras.Model(
-            inputs=model.input,
-            outputs={"outputs": model.output, "representations": representations},
-            name=f"{model.name}_with_representations",
+def representation_structure(model):
+    """The model's structure, checked to allow gradients of the representation
+    (`mode="rep"`): each head reads one tensor and no layer belongs to two heads."""
+    structure = model.structure
+    if structure is None:
+        raise errors.ConfigError(
+            "`mode='rep'` needs to know which tensor each task's head reads, and the model "
+            f"{model.name!r} does not record it (build it with keras_mtl.build_mtl_model). "
+            "Use `mode='exact'` instead."
         )
-        self.head_variables = {}
-        head_ids = set()
-        for name, layers in head_layers.items():
-            variables = []
-            for layer in layers:
-                for variable in layer.trainable_variables:
-                    if id(variable) not in head_ids:
-                        head_ids.add(id(variable))
-                        variables.append(variable)
-            self.head_variables[name] = variables
-        self.head_ids = head_ids
-
-
-def _walk_back(tensor, stop_layer):
-    """The `stop_layer` outputs that `tensor` depends on, and the layers on the way."""
-    representations, layers, seen = [], [], set()
-    stack = [tensor]
-    while stack:
-        current = stack.pop()
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        operation, node_index, _ = current._keras_history
-        if operation is stop_layer:
-            representations.append(current)
-            continue
-        node = operation._inbound_nodes[node_index]
-        if not node.input_tensors:
-            continue
-        if operation not in layers:
-            layers.append(operation)
-        stack.extend(node.input_tensors)
-    return representations, layers
+    for name, tensor in structure.head_inputs.items():
+        if keras.tree.is_nested(tensor):
+            raise errors.ConfigError(
+                f"`mode='rep'`: the head of task {name!r} must read one tensor; it reads "
+                f"{len(keras.tree.flatten(tensor))}. Use `mode='exact'` instead."
+            )
+    if structure.heads_sharing_layers:
+        raise errors.ConfigError(
+            "`mode='rep'`: layers after the sharing strategy must belong to one task; "
+            f"{structure.heads_sharing_layers} are used by several tasks. Use "
+            "`mode='exact'` instead."
+        )
+    return structure

@@ -15,8 +15,8 @@ class GradNorm(GradientWeighting):
     gradient), `r_t = (L_t / L_t(0)) / mean_k(L_k / L_k(0))` (how slowly task `t` trains;
     `L_t(0)` is its first loss) and the target `mean(G) * r_t^alpha` held constant, the
     weights take an Adam step on `sum_t |G_t - mean(G) * r_t^alpha|`, are kept positive and
-    renormalised to sum to the number of tasks. The weights are trainable variables of the
-    model (saved with it), updated by their own Adam at `learning_rate`. A slower-training
+    renormalised to sum to the number of tasks. The weights are variables of the model
+    (saved with it), updated by their own Adam at `learning_rate`. A slower-training
     task gets more weight. Tasks without labels in the batch take no part.
 
     Args:

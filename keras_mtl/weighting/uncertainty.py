@@ -19,11 +19,10 @@ class Uncertainty(LossWeighting):
     The objective is `sum_t c_t * exp(-s_t) * L_t + 0.5 * s_t` with `s_t = log sigma_t^2`
     learned, `c_t = 0.5` for regression (and custom) tasks and `1` for classification tasks.
     At equilibrium `exp(-s_t) = 0.5 / (c_t * L_t)`: a regression task's learned variance is
-    its mean squared error. The log-variances are trainable variables of the model (saved
-    with it) but are updated by their own Adam at `learning_rate`, not by the model's
-    optimizer: at the usual 1e-3 they move too slowly to reach equilibrium in a few
-    thousand steps. A task without labels in a batch leaves its `s_t` unchanged. Logged
-    weights are `c_t * exp(-s_t)`.
+    its mean squared error. The log-variances are variables of the model (saved with it),
+    updated by their own Adam at `learning_rate`, not by the model's optimizer: at the usual
+    1e-3 they move too slowly to reach equilibrium in a few thousand steps. A task without
+    labels in a batch leaves its `s_t` unchanged. Logged weights are `c_t * exp(-s_t)`.
 
     Args:
         learning_rate: Adam's learning rate for the log-variances.
