@@ -101,23 +101,63 @@ def _input_like(tensor):
     )
 
 
-def _call_model(model):
-    """New inputs shaped like `model`'s, and `model` applied to them as one nested layer."""
+def _call_model(model, inputs):
+    """New inputs like `inputs` (a model's), and `model` applied to them as one nested layer."""
     if len(model.outputs) != 1:
         raise errors.BackboneError(
             "`backbone` must have exactly one output (the shared features); the model "
             f"{model.name!r} has {len(model.outputs)}. Wrap it in a model that returns the one "
             "feature tensor to share."
         )
-    inputs = keras.tree.map_structure(_input_like, model.input)
+    inputs = keras.tree.map_structure(_input_like, inputs)
     return inputs, model(inputs)
 
 
-def pool_features(features):
-    """Pools a feature map to a vector (global average); leaves vectors as they are."""
+def _model_inputs(model):
+    """The input tensors a `keras.Model` backbone was built with, or None if it has none.
+
+    A functional model's are its `input` (a tensor, list or dict); a built Sequential has
+    one; a subclassed model records none.
+    """
+    if isinstance(model, keras.Sequential):
+        try:
+            (tensor,) = model.inputs
+        except (AttributeError, ValueError):  # not built yet, or several inputs
+            return None
+        # A Sequential built by calling it on data holds that batch's size; ours is free.
+        return keras.KerasTensor((None,) + tuple(tensor.shape[1:]), tensor.dtype, name=tensor.name)
+    if not model.built or not getattr(model, "outputs", None):
+        return None
+    return model.input
+
+
+def is_inputs_only(backbone):
+    """Whether `backbone` gives only inputs (a shape, a `keras.Input` or a dict of them)."""
+    if isinstance(backbone, dict) or keras.backend.is_keras_tensor(backbone):
+        return True
+    return isinstance(backbone, (tuple, list)) and all(
+        isinstance(d, int) or d is None for d in backbone
+    )
+
+
+def pool_features(features, flatten=False):
+    """Pools a feature map to a vector (global average); leaves vectors as they are.
+
+    With `flatten` (inputs given as the backbone: an image's pixels are the features, not a
+    map to average) the map is flattened instead.
+    """
     rank = len(features.shape)
     if rank == 2:
         return features
+    if flatten:
+        if any(d is None for d in features.shape[1:]):
+            raise errors.BackboneError(
+                f"Inputs of shape {tuple(features.shape[1:])} were given as the backbone, but "
+                "an axis of unknown size cannot be flattened into one feature vector. Give a "
+                "backbone that maps them to a vector (e.g. a keras.Sequential ending in a "
+                "pooling layer), or fix the axis sizes."
+            )
+        return keras.layers.Flatten(name="inputs_flatten")(features)
     if rank == 3:
         return keras.layers.GlobalAveragePooling1D(name="backbone_pool")(features)
     if rank == 4:
@@ -190,15 +230,17 @@ def resolve_backbone(
 
     if isinstance(backbone, keras.Model):
         _set_trainable(backbone, trainable)
-        if not backbone.built or not getattr(backbone, "outputs", None):
+        model_inputs = _model_inputs(backbone)
+        if model_inputs is None:
             return _call_layer(backbone, input_shape, input_dtype)
-        if input_shape is not None:
+        own = [tuple(t.shape[1:]) for t in keras.tree.flatten(model_inputs)]
+        if input_shape is not None and [tuple(input_shape)] != own:
             raise errors.BackboneError(
                 "`input_shape` applies to a backbone without inputs of its own; the model "
-                f"{backbone.name!r} already takes {[tuple(t.shape) for t in backbone.inputs]}. "
-                f"Received: input_shape={input_shape!r}"
+                f"{backbone.name!r} already takes inputs of shape "
+                f"{own[0] if len(own) == 1 else own}. Received: input_shape={input_shape!r}"
             )
-        return _call_model(backbone)
+        return _call_model(backbone, model_inputs)
 
     if isinstance(backbone, keras.layers.Layer):
         _set_trainable(backbone, trainable)
@@ -222,7 +264,7 @@ def resolve_backbone(
     if isinstance(backbone, str):
         model = application_model(backbone, weights=weights, input_shape=input_shape)
         _set_trainable(model, (weights is None) if trainable is None else trainable)
-        return _call_model(model)
+        return _call_model(model, model.input)
 
     raise errors.BackboneTypeError(
         "`backbone` must be a keras.Model, a keras.layers.Layer, the name of a "
@@ -251,6 +293,7 @@ def _call_layer(layer, input_shape, input_dtype):
     if input_shape is None:
         raise errors.BackboneError(
             f"`input_shape` is required when `backbone` is a layer or a model without inputs "
+            f"of its own, such as a subclassed model or a Sequential without `keras.Input` "
             f"({type(layer).__name__} {layer.name!r}): pass the shape of one example, without "
             "the batch dimension. Received: input_shape=None"
         )

@@ -107,3 +107,107 @@ def test_unsupported_backbone_type():
         keras_mtl.build_mtl_model((4,), _tasks(), weights="imagenet")
     with pytest.raises(errors.BackboneError, match="string tensor"):
         keras_mtl.build_mtl_model({"s": keras.Input((1,), dtype="string")}, _tasks())
+
+
+# === Backbones users write: Sequential, functional, subclassed; built or not ===
+
+
+@keras.saving.register_keras_serializable(package="keras_mtl_tests")
+class _Encoder(keras.Model):
+    def __init__(self, units=4, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.dense = keras.layers.Dense(units, activation="tanh")
+
+    def call(self, inputs):
+        return self.dense(inputs)
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units}
+
+
+def _called(layer):
+    layer(np.zeros((3, 6), "float32"))  # builds it, recording a batch of 3
+    return layer
+
+
+def _built(layer):
+    layer.build((None, 6))
+    return layer
+
+
+# kind -> (backbone factory, input_shape to give)
+USER_BACKBONES = {
+    "sequential with Input": (
+        lambda: keras.Sequential([keras.Input((6,)), keras.layers.Dense(4)]), None
+    ),
+    "sequential built": (lambda: _built(keras.Sequential([keras.layers.Dense(4)])), None),
+    "sequential called": (lambda: _called(keras.Sequential([keras.layers.Dense(4)])), None),
+    "sequential unbuilt": (lambda: keras.Sequential([keras.layers.Dense(4)]), (6,)),
+    "functional": (
+        lambda: (lambda i: keras.Model(i, keras.layers.Dense(4)(i)))(keras.Input((6,))), None
+    ),
+    "subclassed": (lambda: _Encoder(), (6,)),
+    "subclassed built": (lambda: _called(_Encoder()), (6,)),
+}
+
+
+@pytest.mark.parametrize("kind", list(USER_BACKBONES))
+def test_backbones_users_write_train_and_reload(kind, tmp_path):
+    make, input_shape = USER_BACKBONES[kind]
+    backbone = make()
+    model = keras_mtl.build_mtl_model(
+        backbone, _tasks(), input_shape=input_shape, shared_units=4, learning_rate=0.05,
+        run_eagerly=True,
+    )
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(10, 6)).astype("float32")
+    y = {"a": (x[:, :1] > 0).astype("float32"), "b": x[:, 1:2]}
+    before = [w.numpy().copy() for w in backbone.trainable_weights]
+    model.fit(x, y, batch_size=10, epochs=1, verbose=0)  # one batch of 10, not of 3
+    assert all(
+        not np.allclose(b, w.numpy()) for b, w in zip(before, backbone.trainable_weights)
+    )
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    expected = model(x)
+    for name, value in loaded(x).items():
+        np.testing.assert_allclose(value, expected[name], atol=1e-6)
+
+
+def test_a_backbone_with_inputs_takes_its_own_input_shape_only():
+    backbone = keras.Sequential([keras.Input((6,)), keras.layers.Dense(4)])
+    model = keras_mtl.build_mtl_model(backbone, _tasks(), input_shape=(6,), shared_units=4)
+    assert model.input_shape == (None, 6)
+    with pytest.raises(errors.BackboneError, match=r"already takes inputs of shape \(6,\)"):
+        keras_mtl.build_mtl_model(backbone, _tasks(), input_shape=(7,), shared_units=4)
+
+
+# === Inputs only: never pooled to a mean ===
+
+
+def test_inputs_only_images_are_flattened_not_pooled():
+    model = keras_mtl.build_mtl_model((11, 11, 1), _tasks(), shared_units=8)
+    assert isinstance(model.get_layer("inputs_flatten"), keras.layers.Flatten)
+    assert not any("pool" in layer.name for layer in model.layers)
+    assert model.sharing_layer.dense_layers[0].kernel.shape == (121, 8)
+
+
+def test_inputs_only_images_are_learned_from_their_pixels():
+    # One lit pixel per image; the label: is it in the left half? Every image has the same
+    # mean, so a model that averages the pixels stays at chance.
+    rng = np.random.default_rng(0)
+    n = 256
+    position = rng.integers(0, 36, n)
+    x = np.zeros((n, 6, 6, 1), "float32")
+    x[np.arange(n), position // 6, position % 6] = 1.0
+    y = {"a": (position % 6 < 3).astype("float32")[:, None], "b": x.sum((1, 2))}
+    model = keras_mtl.build_mtl_model((6, 6, 1), _tasks(), shared_units=16, learning_rate=0.05)
+    model.fit(x, y, batch_size=32, epochs=6, verbose=0)
+    assert model.evaluate(x, y, verbose=0, return_dict=True)["a_accuracy"] > 0.95
+
+
+def test_inputs_only_with_an_axis_of_unknown_size_are_refused():
+    with pytest.raises(errors.BackboneError, match=r"\(None, 4\).*Give a backbone"):
+        keras_mtl.build_mtl_model((None, 4), _tasks(), shared_units=4)
