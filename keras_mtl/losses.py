@@ -240,7 +240,7 @@ def label_count(loss, y_true, y_pred):
     """How many labels `loss` averaged over for this batch (float32 scalar): the labels
     present for a `MaskedLoss` (entries, for element-wise labels), else the batch size."""
     if isinstance(loss, MaskedLoss):
-        _, mask = _prepare(y_true, y_pred, loss.missing_label, loss.elementwise)
+        mask = label_mask(ops.convert_to_tensor(y_true), loss.missing_label)
         return ops.sum(ops.cast(mask, "float32"))
     return ops.cast(ops.shape(y_pred)[0], "float32")
 
@@ -264,9 +264,10 @@ class TaskLossMeans(keras.metrics.Metric):
         self.counts = self.add_variable(shape=shape, initializer="zeros", name="counts")
 
     def update_state(self, losses, counts):
-        """Adds a batch: each task's mean loss and the number of labels it averaged over."""
+        """Adds a batch: each task's mean loss and the number of labels it averaged over
+        (vectors, one entry per task)."""
         counts = ops.cast(counts, "float32")
-        self.totals.assign_add(_unscaled(ops.stack(losses)) * counts)
+        self.totals.assign_add(_unscaled(losses) * counts)
         self.counts.assign_add(counts)
 
     def means(self):

@@ -212,10 +212,10 @@ class MTLModel(keras.Model):
         """The task losses (`compute_task_losses`) and the sum of the model's added losses
         (None without any), recorded for the logged `<task>_loss` and `loss`."""
         losses, counts = self._losses_and_counts(y, y_pred, sample_weight, counts=True)
+        self._task_loss_means.update_state(keras.ops.stack(losses), counts)
         extra = gradients.additional_loss(self)
-        batch_size = keras.ops.shape(keras.tree.flatten(y_pred)[0])[0]
-        self._task_loss_means.update_state(losses, counts)
         if extra is not None:
+            batch_size = keras.ops.shape(keras.tree.flatten(y_pred)[0])[0]
             self._total_loss.update_state(extra, batch_size)
         return losses, extra
 

@@ -44,10 +44,19 @@ SCRIPT = textwrap.dedent(
     before = [w.copy() for w in model.get_weights()]
     history = model.fit(x, y, batch_size=16, epochs=2, verbose=0)
     moved = any(not np.allclose(b, a) for b, a in zip(before, model.get_weights()))
+    # Batches of 6 split 3 + 3 over the replicas, which then hold different label counts.
+    p = model.predict(x, batch_size=64, verbose=0)
+    ink = ~np.isnan(y["ink"])
+    evaluated = {
+        size: model.evaluate(x, y, batch_size=size, verbose=0, return_dict=True)["ink_loss"]
+        for size in (6, 64)
+    }
     print(json.dumps({
         "replicas": strategy.num_replicas_in_sync,
         "history": history.history,
         "moved": moved,
+        "ink_loss": evaluated,
+        "ink_numpy": float(np.mean((p["ink"][ink] - y["ink"][ink]) ** 2)),
     }))
     """
 )
@@ -65,3 +74,6 @@ def test_mirrored_strategy_trains_with_finite_losses():
     for name, values in report["history"].items():
         assert all(v == v and abs(v) < 1e6 for v in values), (name, values)
     assert report["history"]["loss"][1] < report["history"]["loss"][0]
+    # A task's loss is the mean over its labels, however the batches split over replicas.
+    for value in report["ink_loss"].values():
+        assert value == pytest.approx(report["ink_numpy"], rel=1e-4)

@@ -103,3 +103,26 @@ def test_float16_per_task_gradients_are_unscaled(monkeypatch):
         keras.mixed_precision.set_global_policy("float32")
     # Without unscaling the diagonal would be 2**30 times larger.
     np.testing.assert_allclose(np.diag(seen["gram"]), expected, rtol=0.05)
+
+
+def test_an_overflowing_float16_step_leaves_the_method_state_alone():
+    """A step whose scaled gradients overflow is skipped: GradNorm's weights stay finite."""
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        x, y = _data(8)
+        optimizer = keras.optimizers.LossScaleOptimizer(
+            keras.optimizers.SGD(0.1), initial_scale=2.0**30
+        )
+        model = keras_mtl.build_mtl_model(
+            (6,), _tasks(), shared_units=8, weighting=weighting.GradNorm(mode="rep"),
+            optimizer=optimizer, run_eagerly=True,
+        )
+        before = [v.numpy().copy() for v in model.trainable_variables]
+        model.fit(x, y, batch_size=8, verbose=0)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert float(optimizer.dynamic_scale) < 2.0**30  # the step overflowed and was skipped
+    for b, v in zip(before, model.trainable_variables):
+        np.testing.assert_array_equal(b, v.numpy())
+    state = {v.path.split("/")[-1]: v.numpy() for v in model.weights if "weighting" in v.path}
+    np.testing.assert_array_equal(state["task_weights"], [1.0, 1.0, 1.0])

@@ -59,6 +59,7 @@ def test_per_task_features_structure():
     assert outputs["head_inputs"]["a"].shape == (4, 8)
 
 
+@pytest.mark.filterwarnings("ignore:Skipping variable loading for optimizer")
 def test_structure_survives_saving_and_add_task(tmp_path):
     model = keras_mtl.build_mtl_model((6,), _tasks(), shared_units=8)
     x, y = _data()
