@@ -362,3 +362,25 @@ def validate_tasks(tasks):
             )
         seen.add(task.name)
     return list(tasks)
+
+
+def check_names_free(tasks, layers):
+    """Raises `TaskSpecError` when a task has the name of one of `layers`.
+
+    A task's output layer takes the task's name, and the layer names of a Keras model must
+    be unique, so a task cannot be named like an input or a layer of the trunk.
+    """
+    by_name = {layer.name: layer for layer in layers}
+    for task in tasks:
+        layer = by_name.get(task.name)
+        if layer is None:
+            continue
+        if isinstance(layer, keras.layers.InputLayer):
+            what, fix = "an input of the model", "the input (`keras.Input(..., name=...)`)"
+        else:
+            what, fix = f"a layer of the trunk ({type(layer).__name__})", "that layer"
+        raise errors.TaskSpecError(
+            f"Task {task.name!r}: the name is taken by {what}; a task names its output layer "
+            f"and the layers of a model need distinct names. Rename the task or {fix}. "
+            f"Received: name={task.name!r}"
+        )

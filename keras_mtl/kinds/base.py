@@ -109,7 +109,9 @@ class TaskKind:
 
     def _check_num_classes(self, task, minimum):
         if task.num_classes is None:
-            self._fail(task, f"a {self.name!r} task needs `num_classes`. Received: num_classes=None")
+            self._fail(
+                task, f"a {self.name!r} task needs `num_classes`. Received: num_classes=None"
+            )
         if not _is_int(task.num_classes) or task.num_classes < minimum:
             self._fail(
                 task,

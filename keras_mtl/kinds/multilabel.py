@@ -55,9 +55,10 @@ class Multilabel(TaskKind):
         return ""
 
     def describe_export_outputs(self, task):
-        described = [
-            (f"{task.name}_multi_hot", f"1 where the probability exceeds threshold={task.threshold}")
-        ]
+        described = [(
+            f"{task.name}_multi_hot",
+            f"1 where the probability exceeds threshold={task.threshold}",
+        )]
         if task.class_names is not None:
             described.append((f"{task.name}_labels", "class name where predicted, '' elsewhere"))
         return described
