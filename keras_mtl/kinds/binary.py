@@ -6,6 +6,12 @@ import tensorflow as tf
 
 from keras_mtl.kinds.base import TaskKind
 
+# The metric aliases of kinds with one sigmoid probability per output unit.
+SIGMOID_METRIC_ALIASES = {
+    "accuracy": lambda task: keras.metrics.BinaryAccuracy(name="accuracy"),
+    "auc": lambda task: keras.metrics.AUC(name="auc"),
+}
+
 
 class Binary(TaskKind):
     """A yes/no task: one sigmoid unit, binary cross-entropy, labels 0 or 1 (-1: missing).
@@ -24,10 +30,7 @@ class Binary(TaskKind):
     activation = "sigmoid"
     loss = "binary_crossentropy"
     metrics = ("accuracy", "auc")
-    metric_aliases = {
-        "accuracy": lambda task: keras.metrics.BinaryAccuracy(name="accuracy"),
-        "auc": lambda task: keras.metrics.AUC(name="auc"),
-    }
+    metric_aliases = SIGMOID_METRIC_ALIASES
     missing_label = -1
     classification = True
     probability_activation = "sigmoid"

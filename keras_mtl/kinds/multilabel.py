@@ -1,10 +1,9 @@
 """Multi-label classification: `num_classes` independent sigmoids, labels 0 or 1 per class."""
 
-import keras
 import tensorflow as tf
 
 from keras_mtl.kinds.base import TaskKind
-from keras_mtl.kinds.binary import bernoulli_constant
+from keras_mtl.kinds.binary import SIGMOID_METRIC_ALIASES, bernoulli_constant
 
 
 class Multilabel(TaskKind):
@@ -25,10 +24,7 @@ class Multilabel(TaskKind):
     activation = "sigmoid"
     loss = "binary_crossentropy"
     metrics = ("auc",)
-    metric_aliases = {
-        "accuracy": lambda task: keras.metrics.BinaryAccuracy(name="accuracy"),
-        "auc": lambda task: keras.metrics.AUC(name="auc"),
-    }
+    metric_aliases = SIGMOID_METRIC_ALIASES
     missing_label = -1
     classification = True
     probability_activation = "sigmoid"
