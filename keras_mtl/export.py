@@ -25,10 +25,6 @@ BACKBONE_FEATURES = "backbone_features"
 _SPECS_FORMAT = "keras_mtl.task_specs"
 _SPECS_VERSION = 1
 
-# Output activations whose values are already probabilities, and those that are logits.
-_PROBABILITY_ACTIVATIONS = {"binary": "sigmoid", "multiclass": "softmax", "multilabel": "sigmoid"}
-_LOGIT_ACTIVATIONS = ("linear", None)
-
 
 # === Export ===
 
@@ -333,27 +329,9 @@ def _model_inputs(model, names, inputs):
 # === Post-processing ===
 
 
-def _activation_name(task):
-    activation = task.output_activation
-    if activation is None or isinstance(activation, str):
-        return activation
-    return keras.activations.serialize(activation)
-
-
 def _probability_transform(task):
     """None for a task without post-processing, else a function from outputs to probabilities."""
-    if task.kind not in _PROBABILITY_ACTIVATIONS:
-        return None
-    activation = _activation_name(task)
-    if activation == _PROBABILITY_ACTIVATIONS[task.kind]:
-        return lambda x: x
-    if activation in _LOGIT_ACTIVATIONS:
-        return tf.nn.softmax if task.kind == "multiclass" else tf.sigmoid
-    raise errors.ExportError(
-        f"Task {task.name!r}: cannot post-process a {task.kind!r} output with activation "
-        f"{activation!r}; expected {_PROBABILITY_ACTIVATIONS[task.kind]!r} (probabilities) or "
-        "'linear' (logits). Pass postprocess=False to export the raw outputs only."
-    )
+    return task.kind_object.probability_transform(task)
 
 
 def _serving_output_names(tasks, postprocess):
@@ -361,21 +339,11 @@ def _serving_output_names(tasks, postprocess):
     described = []
     for task in tasks:
         described.append((task.name, task.name, f"raw output of the {task.kind} task"))
-        if not postprocess:
-            continue
-        if task.kind in ("binary", "multiclass"):
-            described.append((f"{task.name}_class_id", task.name, "predicted class index"))
-            described.append((f"{task.name}_probability", task.name,
-                              "probability of the predicted class"))
-            if task.class_names is not None:
-                described.append((f"{task.name}_label", task.name,
-                                  "class name of the predicted class"))
-        elif task.kind == "multilabel":
-            described.append((f"{task.name}_multi_hot", task.name,
-                              f"1 where the probability exceeds threshold={task.threshold}"))
-            if task.class_names is not None:
-                described.append((f"{task.name}_labels", task.name,
-                                  "class name where predicted, '' elsewhere"))
+        if postprocess:
+            described.extend(
+                (name, task.name, meaning)
+                for name, meaning in task.kind_object.describe_export_outputs(task)
+            )
     return described
 
 
@@ -393,32 +361,8 @@ def _check_unique_outputs(described, signature):
 
 def _task_outputs(task, output, postprocess):
     outputs = {task.name: output}
-    transform = _probability_transform(task) if postprocess else None
-    if transform is None:
-        return outputs
-    probabilities = transform(output)
-    if task.kind == "binary":
-        positive = probabilities[:, 0]
-        class_id = tf.cast(positive > task.threshold, tf.int64)
-        outputs[f"{task.name}_class_id"] = class_id
-        outputs[f"{task.name}_probability"] = tf.where(class_id == 1, positive, 1.0 - positive)
-    elif task.kind == "multiclass":
-        class_id = tf.argmax(probabilities, axis=-1, output_type=tf.int64)
-        outputs[f"{task.name}_class_id"] = class_id
-        outputs[f"{task.name}_probability"] = tf.reduce_max(probabilities, axis=-1)
-    else:
-        active = probabilities > task.threshold
-        outputs[f"{task.name}_multi_hot"] = tf.cast(active, tf.int32)
-        if task.class_names is not None:
-            names = tf.broadcast_to(
-                tf.constant(task.class_names, tf.string), tf.shape(probabilities)
-            )
-            outputs[f"{task.name}_labels"] = tf.where(active, names, "")
-        return outputs
-    if task.class_names is not None:
-        outputs[f"{task.name}_label"] = tf.gather(
-            tf.constant(task.class_names, tf.string), class_id
-        )
+    if postprocess:
+        outputs.update(task.kind_object.export_outputs(task, output))
     return outputs
 
 

@@ -182,6 +182,12 @@ class HubLayer(keras.layers.Layer):
         adopted.sort(key=lambda v: not v.trainable)
         # Keras tracks the variables of a list assigned to a layer, in the list's order.
         self._adopted_variables = adopted
+        # A frozen layer's variables must not train: a model collects its trainable variables
+        # by each variable's own flag. (`layer.trainable = True` sets it back, for the
+        # variables Keras tracked as trainable.)
+        if not self.trainable:
+            for variable in adopted:
+                variable.trainable = False
 
     @property
     def resolved_object(self):

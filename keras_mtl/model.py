@@ -4,14 +4,15 @@
 import numbers
 
 import keras
+import numpy as np
 import tensorflow as tf
 
-from keras_mtl import backbones, errors
+from keras_mtl import backbones, errors, labels
 from keras_mtl import losses as losses_module
 from keras_mtl import sharing as sharing_module
 from keras_mtl import structure as structure_module
 from keras_mtl import weighting as weighting_module
-from keras_mtl.tasks import Task, validate_tasks
+from keras_mtl.tasks import Task, check_names_free, validate_tasks
 from keras_mtl.weighting import gradients
 
 
@@ -256,17 +257,36 @@ class MTLModel(keras.Model):
         return [self._total_loss] + keras_metrics
 
     def train_step(self, data):
+        data = labels.checked_in_graph(self, data)
         return self.weighting.train_step(self, data, super().train_step)
 
     def fit(self, x=None, y=None, *args, validation_data=None, **kwargs):
-        self.check_labels(x, y, argument="y")
+        x = _strings_as_tensors(x)
+        self.check_labels(x, y, argument=_labels_argument(x, y, "y"))
+        if isinstance(validation_data, (tuple, list)) and validation_data:
+            validation_data = (_strings_as_tensors(validation_data[0]), *validation_data[1:])
         if validation_data is not None:
             self._check_validation_data(validation_data)
-        return super().fit(x, y, *args, validation_data=validation_data, **kwargs)
+        # Labels given as `y` were checked whole; those of a dataset or generator are checked
+        # in the graph too, which costs tracing time. Retrace when that changes.
+        if getattr(self, labels.GRAPH_CHECK_ATTRIBUTE, None) != (y is None):
+            setattr(self, labels.GRAPH_CHECK_ATTRIBUTE, y is None)
+            self.train_function = None
+        try:
+            return super().fit(x, y, *args, validation_data=validation_data, **kwargs)
+        except tf.errors.InvalidArgumentError as e:
+            error = labels.graph_check_error(e)
+            if error is None:
+                raise
+            raise error from None
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
-        self.check_labels(x, y, argument="y")
+        x = _strings_as_tensors(x)
+        self.check_labels(x, y, argument=_labels_argument(x, y, "y"))
         return super().evaluate(x, y, *args, **kwargs)
+
+    def predict(self, x, *args, **kwargs):
+        return super().predict(_strings_as_tensors(x), *args, **kwargs)
 
     def _check_validation_data(self, validation_data):
         if isinstance(validation_data, (tuple, list)):
@@ -278,45 +298,33 @@ class MTLModel(keras.Model):
             self.check_labels(validation_data, None, argument="validation_data")
 
     def check_labels(self, x, y, argument="y"):
-        """Raises `keras_mtl.errors.LabelError` unless the labels have one entry per task.
+        """Raises `keras_mtl.errors.LabelError` unless the labels fit the model's tasks.
 
-        `y` may be a dict of arrays; for a `tf.data.Dataset` given as `x` the labels are read
-        from its `element_spec`. A model with a single task also accepts a bare array.
+        `y` must be a dict with one entry per task (a model with a single task also accepts
+        a bare array), each of the shape, dtype and values its task's kind takes (see
+        `keras_mtl.kinds.TaskKind`): e.g. 0 or 1 for a binary task, integer class ids in range
+        for a multi-class one, finite numbers for regression, NaN only where it is the task's
+        missing-label marker. Arrays are checked whole. For a `tf.data.Dataset` given as `x`,
+        the labels are checked from its `element_spec` and on its first batch; `fit` also
+        checks, in the graph, the labels of the model's first training steps.
+
+        Args:
+            x: the inputs, or a `tf.data.Dataset` of `(inputs, labels)`.
+            y: the labels (None for a dataset).
+            argument: the name of the argument holding the labels (or the dataset), for
+                error messages.
+
+        Example:
+
+        >>> model = keras_mtl.build_mtl_model((4,), [keras_mtl.Task("odd", "binary")])
+        >>> try:
+        ...     model.check_labels(None, {"odd": np.array([0, 1, 2])})
+        ... except keras_mtl.errors.LabelError as error:
+        ...     print(error)  # doctest: +NORMALIZE_WHITESPACE
+        Task 'odd' (binary): labels must be 0 or 1, or -1 for a missing label. Received 2 at
+        index 2 (1 invalid of 3 entries) in `y['odd']`.
         """
-        if y is None and isinstance(x, tf.data.Dataset):
-            spec = x.element_spec
-            if not isinstance(spec, tuple) or len(spec) < 2:
-                raise errors.LabelError(
-                    f"`{argument}`: the dataset must yield `(inputs, labels)` or "
-                    "`(inputs, labels, sample_weights)` with labels a dict keyed by task name. "
-                    f"Received element_spec={spec}"
-                )
-            y = spec[1]
-            argument = f"{argument} (the labels of the dataset)"
-        if y is None:
-            return
-        expected = self.task_names
-        if not isinstance(y, dict):
-            if len(expected) == 1:
-                return
-            raise errors.LabelError(
-                f"`{argument}` must be a dict with one entry per task {expected}. Received "
-                f"labels of type {type(y).__name__}"
-            )
-        missing = [name for name in expected if name not in y]
-        unknown = [name for name in y if name not in expected]
-        if unknown:
-            raise errors.LabelError(
-                f"`{argument}` names unknown tasks {unknown}; the model's tasks are {expected}. "
-                f"Received keys {list(y)}"
-            )
-        if missing:
-            raise errors.LabelError(
-                f"`{argument}` lacks labels for tasks {missing}; the model's tasks are "
-                f"{expected}. Received keys {list(y)}. For a task without labels here, pass "
-                "labels filled with its missing-label marker (-1 for classes, NaN for "
-                "regression)."
-            )
+        labels.check_labels(self, x, y, argument)
 
     # === Config ===
 
@@ -377,6 +385,30 @@ def _per_task(model, value, argument):
         by_output = dict(zip(model.output_names, value))
         return {name: by_output[name] for name in names}
     return {name: value for name in names}
+
+
+def _labels_argument(x, y, argument):
+    """The argument that holds the labels: the dataset `x` when it yields them."""
+    return "x" if y is None and isinstance(x, tf.data.Dataset) else argument
+
+
+def _strings_as_tensors(data):
+    """`data` with its NumPy string arrays as `tf.string` tensors.
+
+    Keras rejects the `<U..` and `|S..` dtypes, and object arrays unless they are 1-D and
+    hold `str`.
+    """
+    return keras.tree.map_structure(
+        lambda value: tf.convert_to_tensor(value) if _is_string_array(value) else value, data
+    )
+
+
+def _is_string_array(value):
+    if not isinstance(value, np.ndarray) or value.size == 0:
+        return False
+    if value.dtype.kind in "US":
+        return True
+    return value.dtype.kind == "O" and isinstance(value.flat[0], (str, bytes))
 
 
 def _check_int(name, value, minimum):
@@ -507,6 +539,7 @@ def build_mtl_model(
             features, flatten=backbones.is_inputs_only(backbone)
         )
     task_features = strategy(features)
+    check_names_free(tasks, keras.Model(inputs, task_features).layers)
     outputs = {task.name: task.build_head(task_features[task.name]) for task in tasks}
     model = MTLModel(
         inputs=inputs,
@@ -618,6 +651,7 @@ def add_task(
 
     copy = type(model).from_config(model.get_config())
     copy.set_weights(model.get_weights())
+    check_names_free([task], copy.layers)
     copied = copy.structure
     if features_from == "backbone":
         features = copied.backbone_output

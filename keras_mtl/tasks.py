@@ -6,42 +6,9 @@ import numbers
 
 import keras
 
-from keras_mtl import errors
+from keras_mtl import errors, kinds
+from keras_mtl.kinds.base import clone as _clone
 from keras_mtl.losses import MaskedLoss, MaskedMetric
-
-KINDS = ("binary", "multiclass", "multilabel", "regression", "custom")
-
-# Per kind: output activation, loss, metrics, marker of a missing label, element-wise labels.
-_KIND_DEFAULTS = {
-    "binary": ("sigmoid", "binary_crossentropy", ("accuracy", "auc"), -1, True),
-    "multiclass": ("softmax", "sparse_categorical_crossentropy", ("accuracy",), -1, False),
-    "multilabel": ("sigmoid", "binary_crossentropy", ("auc",), -1, True),
-    "regression": ("linear", "mean_squared_error", ("mae",), "nan", True),
-    "custom": ("linear", None, (), None, True),
-}
-
-# Metric names that mean different classes for different kinds.
-_METRIC_ALIASES = {
-    "binary": {
-        "accuracy": lambda: keras.metrics.BinaryAccuracy(name="accuracy"),
-        "auc": lambda: keras.metrics.AUC(name="auc"),
-    },
-    "multilabel": {
-        "accuracy": lambda: keras.metrics.BinaryAccuracy(name="accuracy"),
-        "auc": lambda: keras.metrics.AUC(name="auc"),
-    },
-    "multiclass": {
-        "accuracy": lambda: keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
-        "top_5_accuracy": lambda: keras.metrics.SparseTopKCategoricalAccuracy(
-            k=5, name="top_5_accuracy"
-        ),
-    },
-    "regression": {
-        "mae": lambda: keras.metrics.MeanAbsoluteError(name="mae"),
-        "mse": lambda: keras.metrics.MeanSquaredError(name="mse"),
-        "rmse": lambda: keras.metrics.RootMeanSquaredError(name="rmse"),
-    },
-}
 
 
 def _serialize(value):
@@ -56,29 +23,20 @@ def _deserialize(value):
     return value
 
 
-def _clone(obj):
-    """A fresh copy of a Keras object, so a Task can build several models without sharing."""
-    if isinstance(obj, (str, numbers.Number)) or obj is None:
-        return obj
-    if isinstance(obj, keras.layers.Layer):
-        return keras.layers.deserialize(keras.layers.serialize(obj))
-    if isinstance(obj, (keras.metrics.Metric, keras.losses.Loss)):
-        return obj.__class__.from_config(obj.get_config())
-    return obj
-
-
 class Task:
     """One task of a multi-task model: its name, kind, output size, head, loss and metrics.
 
     A `Task` is a plain value: it stores exactly what it was given and builds fresh Keras
-    objects (head layers, loss, metrics) each time a model is built from it.
+    objects (head layers, loss, metrics) each time a model is built from it. Everything that
+    depends on the kind comes from the kind's class in `keras_mtl.kinds` (`kind_object`).
 
     Args:
         name: the task's name, a Python identifier. It names the model's output, the key of
             its labels in `fit`, and its entries in the logs (`val_<name>_loss`).
-        kind: `"binary"`, `"multiclass"` (needs `num_classes`), `"multilabel"` (needs
-            `num_classes`), `"regression"` (`units`, default 1) or `"custom"` (give `loss`,
-            and `head_layers` and/or `units`).
+        kind: the name of a registered kind (`keras_mtl.kinds.names()`): `"binary"`,
+            `"multiclass"` (needs `num_classes`), `"multilabel"` (needs `num_classes`),
+            `"regression"` (`units`, default 1) or `"custom"` (give `loss`, and
+            `head_layers` and/or `units`).
         num_classes: number of classes of a `multiclass` or `multilabel` task.
         units: output size of a `regression` or `custom` task.
         head_units: widths of the task's own hidden Dense layers, between the shared features
@@ -100,6 +58,8 @@ class Task:
         threshold: decision threshold of a binary or multilabel task, used when exporting.
         head_layers: for a `custom` task, Keras layers applied in order after the hidden head
             layers; if `units` is given a final Dense layer follows them.
+        **options: arguments that only the task's kind takes (its `TaskKind.options`; none
+            for the kinds above).
 
     Example:
 
@@ -113,6 +73,14 @@ class Task:
     >>> keras_mtl.Task.from_config(tasks[1].get_config()) == tasks[1]
     True
     """
+
+    # Arguments a kind takes or refuses (`TaskKind.arguments`); the others apply to every kind.
+    SIZE_ARGUMENTS = ("num_classes", "units", "class_names", "head_layers")
+    ARGUMENTS = (
+        "name", "kind", "num_classes", "units", "head_units", "head_dropout", "activation",
+        "loss", "metrics", "loss_weight", "class_names", "missing_label", "threshold",
+        "head_layers",
+    )
 
     def __init__(
         self,
@@ -131,6 +99,7 @@ class Task:
         missing_label="auto",
         threshold=0.5,
         head_layers=None,
+        **options,
     ):
         self.name = name
         self.kind = kind
@@ -146,6 +115,8 @@ class Task:
         self.missing_label = missing_label
         self.threshold = threshold
         self.head_layers = list(head_layers) if head_layers is not None else None
+        self._validate_name_and_kind()
+        self._set_options(options)
         self._validate()
 
     # === Validation ===
@@ -153,7 +124,7 @@ class Task:
     def _fail(self, message, error=errors.TaskSpecError):
         raise error(f"Task {self.name!r}: {message}")
 
-    def _validate(self):
+    def _validate_name_and_kind(self):
         if not isinstance(self.name, str) or not self.name.isidentifier() or keyword.iskeyword(
             self.name
         ):
@@ -161,45 +132,36 @@ class Task:
                 "`name` must be a Python identifier (letters, digits and underscores, not "
                 f"starting with a digit, not a keyword). Received: name={self.name!r}"
             )
-        if self.kind not in KINDS:
-            self._fail(f"`kind` must be one of {list(KINDS)}. Received: kind={self.kind!r}")
-        if self.kind in ("multiclass", "multilabel"):
-            minimum = 2 if self.kind == "multiclass" else 1
-            if self.num_classes is None:
-                self._fail(
-                    f"a {self.kind!r} task needs `num_classes`. Received: num_classes=None"
-                )
-            if not _is_int(self.num_classes) or self.num_classes < minimum:
-                self._fail(
-                    f"`num_classes` must be an integer >= {minimum} for a {self.kind!r} task. "
-                    f"Received: num_classes={self.num_classes!r}"
-                )
-        elif self.num_classes is not None:
+        if not isinstance(self.kind, str) or self.kind not in kinds.names():
             self._fail(
-                f"`num_classes` applies only to 'multiclass' and 'multilabel' tasks, not "
-                f"{self.kind!r}. Received: num_classes={self.num_classes!r}"
+                f"`kind` must be one of {kinds.names()} (a kind of your own is added with "
+                f"`keras_mtl.kinds.register`). Received: kind={self.kind!r}"
             )
-        if self.units is not None:
-            if self.kind not in ("regression", "custom"):
-                self._fail(
-                    f"`units` applies only to 'regression' and 'custom' tasks, not "
-                    f"{self.kind!r}. Received: units={self.units!r}"
-                )
-            if not _is_int(self.units) or self.units < 1:
-                self._fail(f"`units` must be an integer >= 1. Received: units={self.units!r}")
-        if self.kind == "custom":
-            if self.loss is None:
-                self._fail("a 'custom' task needs a `loss`. Received: loss=None")
-            if self.units is None and not self.head_layers:
-                self._fail(
-                    "a 'custom' task needs `units` or `head_layers`. "
-                    f"Received: units=None, head_layers={self.head_layers!r}"
-                )
-        elif self.head_layers is not None:
+
+    def _set_options(self, options):
+        kind = self.kind_object
+        unknown = sorted(set(options) - set(kind.options))
+        if unknown:
             self._fail(
-                "`head_layers` applies only to 'custom' tasks; use `head_units` for "
-                f"{self.kind!r}. Received: head_layers={self.head_layers!r}"
+                f"unexpected arguments {unknown} for a {self.kind!r} task; it takes "
+                f"{sorted(kind.options) or 'no arguments beyond those of Task'}. Received: "
+                + ", ".join(f"{key}={options[key]!r}" for key in unknown),
+                errors.TaskTypeError,
             )
+        for option, default in kind.options.items():
+            setattr(self, option, options.get(option, default))
+
+    def _validate(self):
+        kind = self.kind_object
+        for argument in self.SIZE_ARGUMENTS:
+            value = getattr(self, argument)
+            if value is not None and argument not in kind.arguments:
+                taking = [name for name in kinds.names()
+                          if argument in kinds.get(name).arguments]
+                self._fail(
+                    f"`{argument}` applies only to {_quoted(taking)} tasks, not "
+                    f"{self.kind!r}. Received: {argument}={value!r}"
+                )
         if self.head_layers is not None:
             for layer in self.head_layers:
                 if not isinstance(layer, keras.layers.Layer):
@@ -208,6 +170,7 @@ class Task:
                         f"{type(layer).__name__}: {layer!r}",
                         errors.TaskTypeError,
                     )
+        kind.validate(self)
         if not isinstance(self.head_units, tuple) or not all(
             _is_int(u) and u >= 1 for u in self.head_units
         ):
@@ -229,20 +192,6 @@ class Task:
                 "`loss_weight` must be a finite number >= 0. "
                 f"Received: loss_weight={self.loss_weight!r}"
             )
-        if self.class_names is not None:
-            expected = {"binary": 2, "multiclass": self.num_classes,
-                        "multilabel": self.num_classes}.get(self.kind)
-            if expected is None:
-                self._fail(
-                    f"`class_names` applies only to classification tasks, not {self.kind!r}. "
-                    f"Received: class_names={self.class_names!r}"
-                )
-            if len(self.class_names) != expected:
-                self._fail(
-                    f"`class_names` must have {expected} entries "
-                    f"({'[negative, positive]' if self.kind == 'binary' else 'one per class'}). "
-                    f"Received {len(self.class_names)}: class_names={self.class_names!r}"
-                )
         if not isinstance(self.threshold, numbers.Real) or not 0 < self.threshold < 1:
             self._fail(f"`threshold` must be in (0, 1). Received: threshold={self.threshold!r}")
         marker = self.missing_label
@@ -260,52 +209,50 @@ class Task:
     # === What the task builds ===
 
     @property
+    def kind_object(self):
+        """The `keras_mtl.kinds.TaskKind` of this task's kind."""
+        return kinds.get(self.kind)
+
+    @property
     def output_units(self):
         """The size of the task's output layer."""
-        if self.kind == "binary":
-            return 1
-        if self.kind in ("multiclass", "multilabel"):
-            return self.num_classes
-        if self.kind == "regression":
-            return self.units or 1
-        return self.units
+        return self.kind_object.output_units(self)
 
     @property
     def output_activation(self):
-        return self.activation or _KIND_DEFAULTS[self.kind][0]
+        return self.kind_object.output_activation(self)
 
     @property
     def resolved_missing_label(self):
         """The marker of a missing label in effect (`None`: nothing is masked)."""
         if self.missing_label == "auto":
-            return _KIND_DEFAULTS[self.kind][3]
+            return self.kind_object.missing_label
         return self.missing_label
 
     @property
     def elementwise_labels(self):
         """True when labels have one entry per output unit, False for sparse class ids."""
-        return _KIND_DEFAULTS[self.kind][4]
+        return not self.kind_object.sparse_labels
 
     def build_loss(self):
         """A fresh Keras loss for this task, ignoring missing labels."""
         loss = _clone(_deserialize(self.loss)) if self.loss is not None else None
-        loss = loss if loss is not None else _KIND_DEFAULTS[self.kind][1]
+        loss = loss if loss is not None else self.kind_object.default_loss(self)
         if self.resolved_missing_label is None:
             return keras.losses.get(loss)
         return MaskedLoss(loss, self.resolved_missing_label, self.elementwise_labels)
 
     def build_metrics(self):
         """Fresh Keras metrics for this task, ignoring missing labels."""
-        specs = self.metrics if self.metrics is not None else list(_KIND_DEFAULTS[self.kind][2])
+        kind = self.kind_object
+        specs = self.metrics if self.metrics is not None else kind.default_metrics(self)
         built = []
         for spec in specs:
             spec = _deserialize(spec)
-            aliases = _METRIC_ALIASES.get(self.kind, {})
-            if isinstance(spec, str) and spec.lower() in aliases:
-                metric = aliases[spec.lower()]()
-            elif isinstance(spec, keras.metrics.Metric):
+            metric = kind.build_metric_alias(self, spec) if isinstance(spec, str) else None
+            if metric is None and isinstance(spec, keras.metrics.Metric):
                 metric = _clone(spec)
-            else:
+            elif metric is None:
                 try:
                     metric = keras.metrics.get(spec)
                 except ValueError as e:
@@ -319,28 +266,12 @@ class Task:
 
     def build_head(self, features):
         """Applies fresh head layers to `features`; the output layer is named `self.name`."""
-        x = features
-        for i, width in enumerate(self.head_units):
-            x = keras.layers.Dense(width, activation="relu", name=f"{self.name}_head_{i}")(x)
-            if self.head_dropout:
-                x = keras.layers.Dropout(self.head_dropout, name=f"{self.name}_head_dropout_{i}")(
-                    x
-                )
-        if self.kind == "custom":
-            for layer in self.head_layers or ():
-                x = _clone(layer)(x)
-            if self.units is None:
-                return keras.layers.Identity(name=self.name, dtype="float32")(x)
-        # The output layer computes in float32 under mixed precision, as Keras advises.
-        return keras.layers.Dense(
-            self.output_units, activation=self.output_activation, name=self.name,
-            dtype="float32",
-        )(x)
+        return self.kind_object.build_head(self, features)
 
     # === Config ===
 
     def get_config(self):
-        return {
+        config = {
             "name": self.name,
             "kind": self.kind,
             "num_classes": self.num_classes,
@@ -358,6 +289,9 @@ class Task:
             if self.head_layers is None
             else [keras.layers.serialize(layer) for layer in self.head_layers],
         }
+        for option in self.kind_object.options:
+            config[option] = _serialize(getattr(self, option))
+        return config
 
     @classmethod
     def from_config(cls, config):
@@ -369,6 +303,8 @@ class Task:
             config["metrics"] = [_deserialize(m) for m in config["metrics"]]
         if config.get("head_layers") is not None:
             config["head_layers"] = [keras.layers.deserialize(c) for c in config["head_layers"]]
+        for key in set(config) - set(cls.ARGUMENTS):
+            config[key] = _deserialize(config[key])
         return cls(**config)
 
     def __eq__(self, other):
@@ -383,6 +319,11 @@ class Task:
         size = {"num_classes": self.num_classes, "units": self.units}
         size = ", ".join(f"{k}={v}" for k, v in size.items() if v is not None)
         return f"Task({self.name!r}, {self.kind!r}{', ' + size if size else ''})"
+
+
+def _quoted(names):
+    quoted = [repr(name) for name in names]
+    return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " and " + quoted[-1]
 
 
 def _is_int(value):
@@ -421,3 +362,25 @@ def validate_tasks(tasks):
             )
         seen.add(task.name)
     return list(tasks)
+
+
+def check_names_free(tasks, layers):
+    """Raises `TaskSpecError` when a task has the name of one of `layers`.
+
+    A task's output layer takes the task's name, and the layer names of a Keras model must
+    be unique, so a task cannot be named like an input or a layer of the trunk.
+    """
+    by_name = {layer.name: layer for layer in layers}
+    for task in tasks:
+        layer = by_name.get(task.name)
+        if layer is None:
+            continue
+        if isinstance(layer, keras.layers.InputLayer):
+            what, fix = "an input of the model", "the input (`keras.Input(..., name=...)`)"
+        else:
+            what, fix = f"a layer of the trunk ({type(layer).__name__})", "that layer"
+        raise errors.TaskSpecError(
+            f"Task {task.name!r}: the name is taken by {what}; a task names its output layer "
+            f"and the layers of a model need distinct names. Rename the task or {fix}. "
+            f"Received: name={task.name!r}"
+        )

@@ -58,59 +58,21 @@ def _to_numpy_labels(value):
 
 def _constant_prediction(task, labels):
     """The best constant prediction for `task` from `labels`, shape `(output_units,)`."""
-    labels = _to_numpy_labels(labels)
-    marker = task.resolved_missing_label
-    kind = task.kind
-    activation = task.output_activation
-    units = task.output_units
-    if kind in ("binary", "multilabel", "regression"):
-        values = labels.astype("float64").reshape(len(labels), units)
-        present = np.ones_like(values, dtype=bool)
-        if marker is not None:
-            if isinstance(marker, str) or (isinstance(marker, float) and math.isnan(marker)):
-                present = ~np.isnan(values)
-            else:
-                present = values != marker
-        counts = present.sum(axis=0)
-        if np.any(counts == 0):
-            raise errors.ConfigError(
-                f"Task {task.name!r} has no labels in the data the reference is computed "
-                "from; pass `reference={...}` to `MTLHyperModel`."
-            )
-        sums = np.where(present, values, 0.0).sum(axis=0)
-        if kind == "regression":
-            if activation != "linear":
-                raise errors.ConfigError(
-                    f"The default reference needs a linear output for regression task "
-                    f"{task.name!r}. Received activation={activation!r}; pass "
-                    "`reference={...}` instead."
-                )
-            return sums / counts
-        p = (sums + 1.0) / (counts + 2.0)
-        if activation == "sigmoid":
-            return p
-        if activation == "linear":
-            return np.log(p / (1.0 - p))
-    elif kind == "multiclass":
-        ids = labels.reshape(len(labels), -1)[:, 0]
-        if marker is not None:
-            ids = ids[ids != marker]
-        if len(ids) == 0:
-            raise errors.ConfigError(
-                f"Task {task.name!r} has no labels in the data the reference is computed "
-                "from; pass `reference={...}` to `MTLHyperModel`."
-            )
-        counts = np.bincount(ids.astype("int64"), minlength=units)[:units]
-        p = (counts + 1.0) / (counts.sum() + units)
-        if activation == "softmax":
-            return p
-        if activation == "linear":
-            return np.log(p)
-    raise errors.ConfigError(
-        f"The default reference (the loss of the best constant prediction) is not defined "
-        f"for task {task.name!r} (kind={kind!r}, activation={activation!r}). Pass "
-        "`reference={task_name: loss, ...}` to `MTLHyperModel`, e.g. single-task baselines."
-    )
+    try:
+        constant = task.kind_object.constant_prediction(task, _to_numpy_labels(labels))
+    except errors.LabelError as e:
+        raise errors.ConfigError(
+            f"{e} The reference is computed from these labels; pass `reference={{...}}` to "
+            "`MTLHyperModel`."
+        ) from None
+    if constant is None:
+        raise errors.ConfigError(
+            f"The default reference (the loss of the best constant prediction) is not defined "
+            f"for task {task.name!r} (kind={task.kind!r}, "
+            f"activation={task.output_activation!r}). Pass `reference={{task_name: loss, ...}}` "
+            "to `MTLHyperModel`, e.g. single-task baselines."
+        )
+    return constant
 
 
 def prior_reference(tasks, y_train, y_eval=None):

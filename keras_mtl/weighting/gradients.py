@@ -10,7 +10,6 @@ import keras
 import tensorflow as tf
 
 from keras_mtl import errors
-from keras_mtl.losses import label_mask
 
 _EPSILON = 1e-12
 
@@ -79,7 +78,7 @@ def task_presence(model, y):
     counts = []
     for task in model.tasks:
         labels = y[task.name] if isinstance(y, dict) else y
-        mask = label_mask(tf.convert_to_tensor(labels), task.resolved_missing_label)
+        mask = task.kind_object.label_mask(task, tf.convert_to_tensor(labels))
         counts.append(tf.reduce_sum(tf.cast(mask, "float32")))
     counts = all_reduce_sum(tf.stack(counts))
     return counts > 0

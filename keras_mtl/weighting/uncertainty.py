@@ -9,8 +9,6 @@ from keras_mtl import errors
 from keras_mtl.weighting import gradients
 from keras_mtl.weighting.base import LossWeighting, check_number
 
-_CLASSIFICATION = ("binary", "multiclass", "multilabel")
-
 
 @keras.saving.register_keras_serializable(package="keras_mtl")
 class Uncertainty(LossWeighting):
@@ -60,7 +58,7 @@ class Uncertainty(LossWeighting):
             trainable=True,
         )
         state.add_adam_slots("log_variance", (num_tasks,))
-        state.scales = [1.0 if t.kind in _CLASSIFICATION else 0.5 for t in tasks]
+        state.scales = [1.0 if t.kind_object.classification else 0.5 for t in tasks]
 
     def task_weights(self, state, losses, present):
         scales = tf.constant(state.scales, "float32")
