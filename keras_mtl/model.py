@@ -83,7 +83,37 @@ class MTLModel(keras.Model):
         raise errors.ConfigError(f"The model {self.name!r} has no sharing strategy layer.")
 
     def train_step(self, data):
-        return self.weighting.train_step(self, data, super().train_step)
+        logs = self.weighting.train_step(self, data, super().train_step)
+        return _logs_for_workers(self.distribute_strategy, logs)
+
+    def test_step(self, data):
+        return _logs_for_workers(self.distribute_strategy, super().test_step(data))
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Keras 3.15 takes the shapes of the first batch from `strategy.reduce` of the whole
+        # (x, y) structure, which takes one tensor once there are several workers: `fit` and
+        # `evaluate` fail under MultiWorkerMirroredStrategy. One replica's part has the shapes.
+        strategy = self._distribute_strategy
+        if iterator is not None and _is_multi_worker(strategy):
+            for _, _, batches in iterator:
+                data_batch = keras.tree.map_structure(
+                    lambda value: strategy.experimental_local_results(value)[0]
+                    if isinstance(value, tf.distribute.DistributedValues)
+                    else value,
+                    next(batches),
+                )
+                break
+            iterator = None
+        super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+
+    def _get_metrics_result_or_logs(self, logs):
+        # Keras reports the metrics' results over all replicas at the end of an epoch only when
+        # the step's logs have exactly the metrics' names; `weight_<task>` would make it report
+        # the last step's per-replica values averaged, wrong for masked labels and AUC.
+        metric_logs = self.get_metrics_result()
+        if isinstance(logs, dict) and set(metric_logs) <= set(logs):
+            return {**logs, **metric_logs}
+        return super()._get_metrics_result_or_logs(logs)
 
     def compile_from_config(self, config):
         # Keras skips models that override `compile`; ours takes the same arguments.
@@ -158,6 +188,25 @@ class MTLModel(keras.Model):
         config["tasks"] = [t.get_config() for t in self.tasks]
         config["weighting"] = keras.saving.serialize_keras_object(self.weighting)
         return config
+
+
+def _is_multi_worker(strategy):
+    """Whether `strategy` is a MultiWorkerMirroredStrategy with more than one worker."""
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and (
+        strategy.num_replicas_in_sync > len(strategy.extended.worker_devices)
+    )
+
+
+def _logs_for_workers(strategy, logs):
+    """The step's logs, each of shape `(1,)` under several workers (else unchanged).
+
+    With several workers Keras 3.15 averages each log over the replicas with
+    `strategy.reduce("MEAN", value, axis=0)`, which fails on a scalar; one entry per replica
+    averages to the same scalar, which is what Keras then reports.
+    """
+    if not _is_multi_worker(strategy):
+        return logs
+    return {name: tf.reshape(value, [1]) for name, value in logs.items()}
 
 
 def _check_int(name, value, minimum):
