@@ -90,9 +90,9 @@ class MTLModel(keras.Model):
         return _logs_for_workers(self.distribute_strategy, super().test_step(data))
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        # Keras 3.15 takes the shapes of the first batch from `strategy.reduce` of the whole
-        # (x, y) structure, which takes one tensor once there are several workers: `fit` and
-        # `evaluate` fail under MultiWorkerMirroredStrategy. One replica's part has the shapes.
+        # Keras 3.15 reads the first batch's shapes from `strategy.reduce` of the whole (x, y)
+        # structure; with several workers `reduce` takes only one tensor, so `fit` and
+        # `evaluate` fail before the first step. One replica's share has the same shapes.
         strategy = self._distribute_strategy
         if iterator is not None and _is_multi_worker(strategy):
             for _, _, batches in iterator:

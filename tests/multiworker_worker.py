@@ -5,11 +5,12 @@ worker trains a hard-shared model under the strategy on one `tf.data` pipeline w
 batches are split between the workers (DATA sharding). Each run is interrupted after its first
 epoch and resumed by `keras.callbacks.BackupAndRestore`, as a restarted cluster would be,
 after the weights were overwritten. The chief saves the last model as `.keras`; the other
-worker saves it to a temporary directory that it removes. Then, with no strategy, this process
-trains its share of the methods (every second one) on the same global batches: the reference.
+worker saves it to a temporary directory that it removes; both evaluate it. Then, with no
+strategy, this process trains its share of the methods (every second one) on the same global
+batches, and evaluates the last method's model: the reference.
 
 Everything is written to `--out`: `<method>_<index>.npz` (weights trained by the workers),
-`<method>_reference.npz`, and `worker_<index>.json` (histories, replica counts).
+`<method>_reference.npz`, and `worker_<index>.json` (histories, evaluations, replica counts).
 """
 
 import argparse
@@ -24,7 +25,6 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 import tensorflow as tf  # noqa: E402
 
 GLOBAL_BATCH_SIZE = 16
-EPOCHS = 2
 
 
 def data():
@@ -97,7 +97,7 @@ def _fail_at_second_epoch():
     return keras.callbacks.LambdaCallback(on_epoch_begin=fail)
 
 
-def train_resumed(strategy, config, backup):
+def train_resumed(strategy, config, backup, epochs):
     """Trains under `strategy`, fails after one epoch, and resumes from the backup.
 
     Before resuming, the weights are overwritten with zeros: the resumed run must read them
@@ -114,14 +114,14 @@ def train_resumed(strategy, config, backup):
     first = keras.callbacks.History()
     try:
         model.fit(
-            dataset(), epochs=EPOCHS, verbose=0,
+            dataset(), epochs=epochs, verbose=0,
             callbacks=[keras.callbacks.BackupAndRestore(backup), _fail_at_second_epoch(), first],
         )
     except _Failure:
         pass
     model.set_weights([np.zeros_like(w) for w in model.get_weights()])
     resumed = model.fit(
-        dataset(), epochs=EPOCHS, verbose=0, callbacks=[keras.callbacks.BackupAndRestore(backup)]
+        dataset(), epochs=epochs, verbose=0, callbacks=[keras.callbacks.BackupAndRestore(backup)]
     )
     return model, {k: first.history[k] + resumed.history[k] for k in resumed.history}
 
@@ -140,6 +140,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", required=True)
     parser.add_argument("--methods", required=True, help="a JSON list of weighting configs")
+    parser.add_argument("--epochs", type=int, default=2)
     args = parser.parse_args()
     # Created first: the strategy must exist before TensorFlow runs any op.
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
@@ -154,15 +155,16 @@ def main():
     for config in methods:
         name = config["class_name"]
         backup = os.path.join(args.out, f"backup_{name}_{index}")
-        model, report["histories"][name] = train_resumed(strategy, config, backup)
+        model, report["histories"][name] = train_resumed(strategy, config, backup, args.epochs)
         np.savez(os.path.join(args.out, f"{name}_{index}.npz"), *model.get_weights())
+    report["evaluation"] = model.evaluate(dataset(), verbose=0, return_dict=True)
     save(model, args.out, name, _is_chief(strategy.cluster_resolver))
 
     for config in methods[index::2]:
         name = config["class_name"]
         model = make_model(weighting.get(config))
         initial = model.get_weights()
-        history = model.fit(dataset(), epochs=EPOCHS, verbose=0)
+        history = model.fit(dataset(), epochs=args.epochs, verbose=0)
         report["histories"][f"{name}_reference"] = history.history
         trained = model.get_weights()
         report["reference"][name] = {
@@ -170,6 +172,8 @@ def main():
             "moved": max(float(np.max(np.abs(a - b))) for a, b in zip(initial, trained)),
         }
         np.savez(os.path.join(args.out, f"{name}_reference.npz"), *trained)
+        if config is methods[-1]:
+            report["reference_evaluation"] = model.evaluate(dataset(), verbose=0, return_dict=True)
     with open(os.path.join(args.out, f"worker_{index}.json"), "w") as f:
         json.dump(report, f)
 

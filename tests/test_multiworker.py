@@ -80,6 +80,14 @@ def test_two_workers_train_as_one_process_on_the_same_global_batches(tmp_path):
             np.testing.assert_allclose(
                 history[key], expected[key], rtol=TOLERANCE, atol=TOLERANCE, err_msg=key
             )
+    evaluation = {**reports[0], **reports[1]}["reference_evaluation"]
+    for report in reports:
+        assert sorted(report["evaluation"]) == sorted(evaluation)
+        for key, value in evaluation.items():
+            assert report["evaluation"][key] == pytest.approx(
+                value, rel=TOLERANCE, abs=TOLERANCE
+            ), key
+
     # No directory is left: BackupAndRestore removes its backup when a run ends normally, and
     # the worker that is not the chief saved the model to a directory it removed.
     assert [p.name for p in out.iterdir() if p.is_dir()] == []
