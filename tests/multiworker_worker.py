@@ -22,7 +22,11 @@ import tempfile
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
+import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+
+# Keras and keras_mtl are imported where they are used: after `main` creates the strategy,
+# which must exist before TensorFlow runs any op.
 
 GLOBAL_BATCH_SIZE = 16
 
@@ -34,8 +38,6 @@ def data():
     four of worker 1's eight `size` labels are missing. Batch 2: no `size` label at all.
     A mean over a worker's own labels instead of over the global batch's would differ.
     """
-    import numpy as np
-
     rng = np.random.default_rng(0)
     x = rng.normal(size=(48, 6)).astype("float32")
     y = {
@@ -105,7 +107,6 @@ def train_resumed(strategy, config, backup, epochs):
     both runs (one entry per epoch).
     """
     import keras
-    import numpy as np
 
     from keras_mtl import weighting
 
@@ -142,10 +143,7 @@ def main():
     parser.add_argument("--methods", required=True, help="a JSON list of weighting configs")
     parser.add_argument("--epochs", type=int, default=2)
     args = parser.parse_args()
-    # Created first: the strategy must exist before TensorFlow runs any op.
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
-
-    import numpy as np
 
     from keras_mtl import weighting
 
