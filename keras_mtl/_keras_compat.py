@@ -10,6 +10,11 @@ these, for `keras_mtl.HubLayer` only:
 - `keras.layers.Layer._convert_input_args` and `_allow_non_tensor_positional_args`: a layer
   whose inputs reach `call` as given (strings stay strings, nothing is cast to the layer's
   compute dtype), because a SavedModel's signature fixes its input dtypes.
+- `keras.Model._maybe_symbolic_build` and `_get_metrics_result_or_logs` (overridden by
+  `MTLModel`, which calls the functions below): under `MultiWorkerMirroredStrategy`
+  Keras 3.15 fails before the first step, and under any `tf.distribute` strategy it reports
+  epoch metrics from the last step's per-replica values when the logs hold more than the
+  metrics (`weight_<task>`).
 
 Everything else (losses, logged metrics, weighting methods, the model's structure) goes
 through Keras' public API (`compute_loss`, `metrics`, `get_config` / `from_config`).
@@ -20,6 +25,7 @@ message, rather than silently copying a variable or converting inputs.
 """
 
 import keras
+import tensorflow as tf
 
 
 class KerasVersionError(RuntimeError):
@@ -85,3 +91,62 @@ def pass_inputs_unchanged(layer):
         if not hasattr(layer, attribute):
             raise moved(f"keras.layers.Layer.{attribute}")
         setattr(layer, attribute, value)
+
+
+# === tf.distribute: several workers, epoch metrics ===
+
+
+def is_multi_worker(strategy):
+    """Whether `strategy` is a MultiWorkerMirroredStrategy with more than one worker."""
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and (
+        strategy.num_replicas_in_sync > len(strategy.extended.worker_devices)
+    )
+
+
+def logs_for_workers(strategy, logs):
+    """The step's logs, each of shape `(1,)` under several workers (else unchanged).
+
+    With several workers Keras 3.15 averages each log over the replicas with
+    `strategy.reduce("MEAN", value, axis=0)`, which fails on a scalar; one entry per replica
+    averages to the same scalar, which is what Keras then reports.
+    """
+    if not is_multi_worker(strategy):
+        return logs
+    return {name: tf.reshape(value, [1]) for name, value in logs.items()}
+
+
+def symbolic_build_arguments(strategy, iterator, data_batch):
+    """The arguments for `keras.Model._maybe_symbolic_build`, fit for several workers.
+
+    Keras 3.15 reads the first batch's shapes from `strategy.reduce` of the whole (x, y)
+    structure; with several workers `reduce` takes only one tensor, so `fit` and `evaluate`
+    fail before the first step. One replica's share of the first batch has the same shapes.
+    """
+    if not hasattr(keras.Model, "_maybe_symbolic_build"):
+        raise moved("keras.Model._maybe_symbolic_build")
+    if iterator is None or not is_multi_worker(strategy):
+        return iterator, data_batch
+    for _, _, batches in iterator:
+        data_batch = keras.tree.map_structure(
+            lambda value: strategy.experimental_local_results(value)[0]
+            if isinstance(value, tf.distribute.DistributedValues)
+            else value,
+            next(batches),
+        )
+        break
+    return None, data_batch
+
+
+def epoch_logs(model, logs):
+    """The logs `keras.Model._get_metrics_result_or_logs` should return, or None for its own.
+
+    Keras reports the metrics' results over all replicas at the end of an epoch only when the
+    step's logs have exactly the metrics' names; `weight_<task>` would make it report the last
+    step's per-replica values averaged, wrong for masked labels and AUC.
+    """
+    if not hasattr(keras.Model, "_get_metrics_result_or_logs"):
+        raise moved("keras.Model._get_metrics_result_or_logs")
+    metric_logs = model.get_metrics_result()
+    if isinstance(logs, dict) and set(metric_logs) <= set(logs):
+        return {**logs, **metric_logs}
+    return None

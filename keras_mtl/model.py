@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_mtl import backbones, errors, labels
+from keras_mtl import _keras_compat, backbones, errors, labels
 from keras_mtl import losses as losses_module
 from keras_mtl import sharing as sharing_module
 from keras_mtl import structure as structure_module
@@ -171,6 +171,27 @@ class MTLModel(keras.Model):
                 config[key] = keras.saving.serialize_keras_object(value)
         return config
 
+    def train_step(self, data):
+        data = labels.checked_in_graph(self, data)
+        logs = self.weighting.train_step(self, data, super().train_step)
+        return _keras_compat.logs_for_workers(self.distribute_strategy, logs)
+
+    def test_step(self, data):
+        return _keras_compat.logs_for_workers(self.distribute_strategy, super().test_step(data))
+
+    # Two private Keras hooks, overridden for tf.distribute (see keras_mtl/_keras_compat.py).
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        iterator, data_batch = _keras_compat.symbolic_build_arguments(
+            self._distribute_strategy, iterator, data_batch
+        )
+        super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+
+    def _get_metrics_result_or_logs(self, logs):
+        epoch_logs = _keras_compat.epoch_logs(self, logs)
+        if epoch_logs is None:
+            return super()._get_metrics_result_or_logs(logs)
+        return epoch_logs
+
     def compile_from_config(self, config):
         # Keras skips models that override `compile`; ours takes the same arguments.
         self.compile(**keras.saving.deserialize_keras_object(config))
@@ -256,9 +277,6 @@ class MTLModel(keras.Model):
         keras_metrics = [m for m in super().metrics if m.name != "loss"]
         return [self._total_loss] + keras_metrics
 
-    def train_step(self, data):
-        data = labels.checked_in_graph(self, data)
-        return self.weighting.train_step(self, data, super().train_step)
 
     def fit(self, x=None, y=None, *args, validation_data=None, **kwargs):
         x = _strings_as_tensors(x)

@@ -3,6 +3,8 @@
 When a Keras upgrade moves one, these fail with the attribute and the Keras version.
 """
 
+import inspect
+
 import keras
 import numpy as np
 import pytest
@@ -65,3 +67,31 @@ def test_a_moved_attribute_is_reported_with_the_keras_version():
         _keras_compat.pass_inputs_unchanged(Bare())
     assert "_convert_input_args" in str(info.value)
     assert keras.__version__ in str(info.value)
+
+
+def test_model_hooks_for_tf_distribute_exist():
+    # MTLModel overrides them (keras_mtl/_keras_compat.py says why); a renamed hook would be
+    # silently never called.
+    # ... or one whose arguments changed.
+    expected = {"_maybe_symbolic_build": ["self", "iterator", "data_batch"],
+                "_get_metrics_result_or_logs": ["self", "logs"]}
+    for attribute, arguments in expected.items():
+        _keras_has(keras.Model, attribute)
+        method = getattr(keras.Model, attribute)
+        assert list(inspect.signature(method).parameters) == arguments, (
+            f"Keras {keras.__version__} changed the arguments of keras.Model.{attribute}"
+        )
+
+
+def test_epoch_logs_report_the_metrics_over_the_epoch():
+    import keras_mtl
+
+    model = keras_mtl.build_mtl_model(
+        (3,), [keras_mtl.Task("a", "regression")], shared_units=4, weighting="uncertainty"
+    )
+    model.fit(np.ones((4, 3)), {"a": np.ones((4, 1))}, epochs=1, verbose=0)
+    step_logs = {**{name: -1.0 for name in model.get_metrics_result()}, "weight_a": 0.5}
+    logs = _keras_compat.epoch_logs(model, step_logs)
+    assert logs["weight_a"] == 0.5
+    assert float(logs["loss"]) == pytest.approx(float(model.get_metrics_result()["loss"]))
+    assert _keras_compat.epoch_logs(model, {"other": 1.0}) is None

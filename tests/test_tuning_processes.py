@@ -7,45 +7,17 @@ import glob
 import json
 import os
 import signal
-import socket
-import subprocess
-import sys
 import time
 
 import pytest
 
+import processes
+
 WORKER = os.path.join(os.path.dirname(__file__), "tuning_worker.py")
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _env(**extra):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KERASTUNER_")}
-    env.update(TF_CPP_MIN_LOG_LEVEL="3", KERAS_BACKEND="tensorflow")
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [ROOT, env.get("PYTHONPATH")]))
-    env.update(extra)
-    return env
 
 
 def _start(tmp_path, name, args, **env):
-    out = open(tmp_path / f"{name}.out", "w")
-    process = subprocess.Popen(
-        [sys.executable, WORKER, *map(str, args)],
-        stdout=out, stderr=subprocess.STDOUT, env=_env(**env), cwd=str(tmp_path),
-    )
-    process.output_path = tmp_path / f"{name}.out"
-    return process
-
-
-def _wait(process, timeout):
-    try:
-        code = process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-        raise AssertionError(
-            f"process timed out; output:\n{process.output_path.read_text()[-3000:]}"
-        )
-    assert code == 0, f"exit code {code}; output:\n{process.output_path.read_text()[-3000:]}"
+    return processes.start(WORKER, args, tmp_path / f"{name}.out", tmp_path, **env)
 
 
 def _events(path):
@@ -88,7 +60,7 @@ def test_a_killed_search_resumes_without_losing_or_rerunning_trials(tmp_path):
     assert first_run == set(completed)
 
     second = _start(tmp_path, "second", common)
-    _wait(second, timeout=180)
+    processes.wait_all([second], timeout=180)
     after = _trial_files(project)
     assert sorted(after) == ["0", "1", "2"]
     assert all(t["status"] == "COMPLETED" for t in after.values())
@@ -106,16 +78,10 @@ def test_a_killed_search_resumes_without_losing_or_rerunning_trials(tmp_path):
     assert interrupted in {e["trial_id"] for e in resumed}
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_distributed_search_splits_trials_between_workers(tmp_path):
-    port = str(_free_port())
-    oracle = {"KERASTUNER_ORACLE_IP": "127.0.0.1", "KERASTUNER_ORACLE_PORT": port}
+    (port,) = processes.free_ports(1)
+    oracle = {"KERASTUNER_ORACLE_IP": "127.0.0.1", "KERASTUNER_ORACLE_PORT": str(port)}
     max_trials = 4
     chief_dir = tmp_path / "chief"
     chief = _start(
@@ -134,16 +100,12 @@ def test_distributed_search_splits_trials_between_workers(tmp_path):
         for i in range(2)
     ]
     try:
-        for worker in workers:
-            _wait(worker, timeout=240)
-        assert chief.poll() in (None, 0), chief.output_path.read_text()[-3000:]
+        processes.wait_all(workers, timeout=240)
+        assert chief.poll() in (None, 0), processes.output(chief)
     finally:
         # The chief exits by itself once every worker has been told to stop, but KerasTuner
         # checks for that only every 20 s: once the workers are done, nothing is left to do.
-        for process in [chief, *workers]:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
+        processes.kill([chief, *workers])
 
     ran = {
         i: [e["trial_id"] for e in _events(tmp_path / f"worker{i}.jsonl") if e["event"] == "end"]
