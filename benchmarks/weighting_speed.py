@@ -1,14 +1,20 @@
-"""Step time of each weighting method relative to `Static`, measured side by side.
+"""Step time of each weighting method relative to `Static` and to PCGrad, side by side.
 
 A hard-shared MLP (input 512, two shared Dense layers of 768 units: about 1M shared
-parameters) with 4 tasks, batch 256. Methods are timed in interleaved rounds (every round
-runs every method), and the median over rounds is reported, so machine load affects all
-methods alike. Also printed: the plain-loop baseline (one `tape.gradient` per task over all
-variables, flattened into one vector per task, PCGrad on the flat vectors, unflattened),
-and each method's peak memory during training: the peak of TensorFlow's CPU allocator over an
-epoch, beyond what it held before the epoch (`tf.config.experimental.get_memory_info`).
+parameters) with 4 tasks, batch 256, then the same with 10 tasks (how cost grows with the
+number of tasks). Methods are timed in interleaved rounds (every round runs every method),
+and the median over rounds is reported, so machine load affects all methods alike. Also
+printed: the plain-loop baseline (one `tape.gradient` per task over all variables, flattened
+into one vector per task, PCGrad on the flat vectors, unflattened), and each method's peak
+memory during training with 4 tasks: the peak of TensorFlow's CPU allocator over an epoch,
+beyond what it held before the epoch (`tf.config.experimental.get_memory_info`).
 
-Run: `python benchmarks/weighting_speed.py [--rounds 7] [--steps 30] [--no-memory]`
+Targets: loss-based methods <= 1.10 x Static; representation mode <= 1.3 x Static; exact mode
+<= 3.3 x Static; the methods added on the Gram-matrix engine within 10 % of PCGrad in the
+same mode (their T x T solver must not show), Nash-MTL (solving every step) <= 1.2 x PCGrad.
+
+Run: `python benchmarks/weighting_speed.py [--rounds 7] [--steps 30] [--tasks 4 10]
+[--no-memory]`
 
 Step times are CPU seconds per step of the process, taken as the difference between an
 epoch of `--steps` batches and one of 2 batches, so the fixed cost of a `fit` call is left out.
@@ -22,6 +28,9 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+# TensorFlow keeps allocator statistics on the CPU only with its BFC allocator; without it
+# `reset_memory_stats("CPU:0")` raises.
+os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -35,24 +44,36 @@ from keras_mtl.weighting import gradients  # noqa: E402
 
 INPUT_DIM = 512
 SHARED_UNITS = 768
-NUM_TASKS = 4
 BATCH_SIZE = 256
 
-# (label, factory, kind, target ratio)
+# (label, factory, kind, target ratio, what the target is relative to)
 METHODS = [
-    ("static", lambda: weighting.Static(), "loss", None),
-    ("uncertainty", lambda: weighting.Uncertainty(), "loss", 1.10),
-    ("dwa", lambda: weighting.DWA(), "loss", 1.10),
-    ("rlw", lambda: weighting.RLW(), "loss", 1.10),
-    ("gradnorm rep", lambda: weighting.GradNorm(mode="rep"), "rep", 1.3),
-    ("pcgrad rep", lambda: weighting.PCGrad(mode="rep"), "rep", 1.3),
-    ("mgda rep", lambda: weighting.MGDA(mode="rep"), "rep", 1.3),
-    ("cagrad rep", lambda: weighting.CAGrad(mode="rep"), "rep", 1.3),
-    ("gradnorm exact", lambda: weighting.GradNorm(mode="exact"), "exact", 3.3),
-    ("pcgrad exact", lambda: weighting.PCGrad(mode="exact"), "exact", 3.3),
-    ("mgda exact", lambda: weighting.MGDA(mode="exact"), "exact", 3.3),
-    ("cagrad exact", lambda: weighting.CAGrad(mode="exact"), "exact", 3.3),
-    ("plain loop pcgrad", lambda: _PlainLoopPCGrad(), "baseline", None),
+    ("static", lambda: weighting.Static(), "loss", None, None),
+    ("uncertainty", lambda: weighting.Uncertainty(), "loss", 1.10, "static"),
+    ("dwa", lambda: weighting.DWA(), "loss", 1.10, "static"),
+    ("rlw", lambda: weighting.RLW(), "loss", 1.10, "static"),
+    ("famo", lambda: weighting.FAMO(), "loss", 1.10, "static"),
+    ("famo same_batch", lambda: weighting.FAMO(loss_after="same_batch"), "loss", None, None),
+    ("gradnorm rep", lambda: weighting.GradNorm(mode="rep"), "rep", 1.3, "static"),
+    ("pcgrad rep", lambda: weighting.PCGrad(mode="rep"), "rep", 1.3, "static"),
+    ("mgda rep", lambda: weighting.MGDA(mode="rep"), "rep", 1.3, "static"),
+    ("cagrad rep", lambda: weighting.CAGrad(mode="rep"), "rep", 1.3, "static"),
+    ("imtl rep", lambda: weighting.IMTL(mode="rep"), "rep", 1.10, "pcgrad"),
+    ("aligned_mtl rep", lambda: weighting.AlignedMTL(mode="rep"), "rep", 1.10, "pcgrad"),
+    ("upgrad rep", lambda: weighting.UPGrad(mode="rep"), "rep", 1.10, "pcgrad"),
+    ("nash_mtl rep", lambda: weighting.NashMTL(mode="rep"), "rep", 1.2, "pcgrad"),
+    ("gradvac rep", lambda: weighting.GradVac(mode="rep"), "rep", 1.10, "pcgrad"),
+    ("gradnorm exact", lambda: weighting.GradNorm(mode="exact"), "exact", 3.3, "static"),
+    ("pcgrad exact", lambda: weighting.PCGrad(mode="exact"), "exact", 3.3, "static"),
+    ("mgda exact", lambda: weighting.MGDA(mode="exact"), "exact", 3.3, "static"),
+    ("cagrad exact", lambda: weighting.CAGrad(mode="exact"), "exact", 3.3, "static"),
+    ("imtl exact", lambda: weighting.IMTL(), "exact", 1.10, "pcgrad"),
+    ("aligned_mtl exact", lambda: weighting.AlignedMTL(), "exact", 1.10, "pcgrad"),
+    ("upgrad exact", lambda: weighting.UPGrad(), "exact", 1.10, "pcgrad"),
+    ("nash_mtl exact", lambda: weighting.NashMTL(), "exact", 1.2, "pcgrad"),
+    ("db_mtl exact", lambda: weighting.DBMTL(), "exact", 1.10, "pcgrad"),
+    ("gradvac exact", lambda: weighting.GradVac(), "exact", 1.10, "pcgrad"),
+    ("plain loop pcgrad", lambda: _PlainLoopPCGrad(), "baseline", None, None),
 ]
 
 
@@ -101,16 +122,16 @@ class _PlainLoopPCGrad(weighting.PCGrad):
         return logs
 
 
-def _data(num_batches, seed=0):
+def _data(num_batches, num_tasks, seed=0):
     rng = np.random.default_rng(seed)
     n = num_batches * BATCH_SIZE
     x = rng.normal(size=(n, INPUT_DIM)).astype("float32")
-    y = {f"task_{t}": rng.normal(size=(n, 1)).astype("float32") for t in range(NUM_TASKS)}
+    y = {f"task_{t}": rng.normal(size=(n, 1)).astype("float32") for t in range(num_tasks)}
     return x, y
 
 
-def _model(method):
-    tasks = [keras_mtl.Task(f"task_{t}", "regression", head_units=(64,)) for t in range(NUM_TASKS)]
+def _model(method, num_tasks):
+    tasks = [keras_mtl.Task(f"task_{t}", "regression", head_units=(64,)) for t in range(num_tasks)]
     return keras_mtl.build_mtl_model(
         (INPUT_DIM,), tasks, shared_layers=2, shared_units=SHARED_UNITS, weighting=method,
         optimizer=keras.optimizers.SGD(1e-3),
@@ -146,50 +167,79 @@ def _step_peak_mb(model, x, y):
     return (tf.config.experimental.get_memory_info("CPU:0")["peak"] - before) / 2**20
 
 
-def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--steps", type=int, default=30)
-    parser.add_argument("--no-memory", action="store_true")
-    args = parser.parse_args()
+def _measure(num_tasks, args, memory):
+    """Median CPU seconds per step of every method (and peak MB if `memory`), interleaved."""
     keras.utils.set_random_seed(0)
-    x, y = _data(args.steps)
+    x, y = _data(args.steps, num_tasks)
     models = {}
-    for label, factory, _, _ in METHODS:
-        models[label] = _model(factory())
+    for label, factory, *_ in METHODS:
+        models[label] = _model(factory(), num_tasks)
         warmup = 2 * BATCH_SIZE
         _time_epoch(models[label], x[:warmup], {k: v[:warmup] for k, v in y.items()})
-    shared = sum(
-        int(np.prod(v.shape)) for v in models["static"].trainable_variables if "hard" in v.path
-    )
     times = {label: [] for label in models}
     for _ in range(args.rounds):
         for label, model in models.items():
             times[label].append(_step_time(model, x, y))
-    static = statistics.median(times["static"])
-    floor = (1 + 2 * NUM_TASKS) / 3
+    medians = {label: statistics.median(t) for label, t in times.items()}
+    peaks = {label: _step_peak_mb(model, x, y) for label, model in models.items()} if memory else {}
+    shared = sum(
+        int(np.prod(v.shape)) for v in models["static"].trainable_variables if "hard" in v.path
+    )
+    return medians, peaks, shared
+
+
+def _ratios(medians, label, kind):
+    static = medians[label] / medians["static"]
+    pcgrad = medians.get(f"pcgrad {kind}")
+    return static, (medians[label] / pcgrad if pcgrad and kind in ("rep", "exact") else None)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--tasks", type=int, nargs="+", default=[4, 10])
+    parser.add_argument("--no-memory", action="store_true")
+    args = parser.parse_args()
+    results = {}
+    for i, num_tasks in enumerate(args.tasks):
+        results[num_tasks] = _measure(num_tasks, args, memory=i == 0 and not args.no_memory)
+    first = args.tasks[0]
+    medians, peaks, shared = results[first]
     print(
-        f"weighting step time relative to Static: hard-shared MLP, {shared:,} shared "
-        f"parameters, {NUM_TASKS} tasks, batch {BATCH_SIZE}, median of {args.rounds} "
-        f"interleaved rounds of {args.steps} steps (exact-mode floor (1+2T)/3 = {floor:.2f})"
+        f"weighting step time: hard-shared MLP, {shared:,} shared parameters, batch "
+        f"{BATCH_SIZE}, CPU time per step, median of {args.rounds} interleaved rounds of "
+        f"{args.steps} steps; x static / x pcgrad: ratio to Static / to PCGrad in the same mode"
     )
     header = (
-        f"| {'method':<18} | {'mode':<8} | {'ms/step':>8} | {'ratio':>6} | {'target':>6} |"
-        f" {'':>6} |"
+        f"| {'method':<18} | {'mode':<8} | {f'T={first} ms':>8} | {'x static':>8} |"
+        f" {'x pcgrad':>8} |"
+        f" {'target':<17} | {'':>6} |"
     )
-    if not args.no_memory:
-        header += f" {'step peak MB':>12} |"
+    if peaks:
+        header += f" {'peak MB':>7} |"
+    for num_tasks in args.tasks[1:]:
+        header += f" {f'T={num_tasks} ms':>8} | {'x static':>8} | {'x pcgrad':>8} |"
     print(header)
     print("|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1]) + "|")
-    for label, _, kind, target in METHODS:
-        median = statistics.median(times[label])
+    for label, _, kind, target, reference in METHODS:
+        by_static, by_pcgrad = _ratios(medians, label, kind)
+        measured = by_static if reference == "static" else by_pcgrad
+        goal = f"<= {target:.2f} x {reference}" if target else ""
+        verdict = ("met" if measured <= target else "MISSED") if target else ""
         row = (
-            f"| {label:<18} | {kind:<8} | {median * 1e3:8.2f} | {median / static:6.2f} | "
-            f"{('<= %.2f' % target) if target else '':>6} |"
-            f" {('met' if median / static <= target else 'MISSED') if target else '':>6} |"
+            f"| {label:<18} | {kind:<8} | {medians[label] * 1e3:8.2f} | {by_static:8.2f} | "
+            f"{'' if by_pcgrad is None else f'{by_pcgrad:8.2f}':>8} | {goal:<17} | {verdict:>6} |"
         )
-        if not args.no_memory:
-            row += f" {_step_peak_mb(models[label], x, y):12.1f} |"
+        if peaks:
+            row += f" {peaks[label]:7.1f} |"
+        for num_tasks in args.tasks[1:]:
+            more = results[num_tasks][0]
+            more_static, more_pcgrad = _ratios(more, label, kind)
+            row += (
+                f" {more[label] * 1e3:8.2f} | {more_static:8.2f} | "
+                f"{'' if more_pcgrad is None else f'{more_pcgrad:8.2f}':>8} |"
+            )
         print(row)
 
 

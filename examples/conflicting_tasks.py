@@ -1,4 +1,4 @@
-"""Two conflicting tasks trained with Static, Uncertainty and PCGrad weighting.
+"""Two conflicting tasks of different scales trained with several weighting methods.
 
 Two regression tasks read opposed directions of the input (`y_a = sin(2 u.x) + u.x`,
 `y_b = 10 * (sin(2 v.x) - u.x)` with `v` orthogonal to `u`) through a narrow shared layer,
@@ -8,7 +8,8 @@ network; the script prints each task's test MSE relative to its label variance (
 better; 1.0 is the score of predicting the mean), so both tasks count alike, and the task
 weights of the last epoch.
 
-Run: `python examples/conflicting_tasks.py [--epochs 15]` (about a minute on a laptop CPU).
+Run: `python examples/conflicting_tasks.py [--epochs 15] [--methods static famo ...]` (about
+two minutes on a laptop CPU with the seven default methods).
 """
 
 import argparse
@@ -23,6 +24,9 @@ import numpy as np  # noqa: E402
 import keras_mtl  # noqa: E402
 
 SCALE = 10.0
+# Static, then methods that do not depend on the losses' scales (Uncertainty, FAMO, DB-MTL,
+# IMTL-G's direction, Nash-MTL) or that resolve conflicts (PCGrad).
+DEFAULT_METHODS = ("static", "uncertainty", "pcgrad", "famo", "imtl", "nash_mtl", "db_mtl")
 
 
 def load(seed, num_samples=6000, dim=20):
@@ -53,13 +57,13 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--methods", nargs="+", default=list(DEFAULT_METHODS),
+        help=f"registered names, of {keras_mtl.weighting.names()}",
+    )
     args = parser.parse_args()
     tasks, names, train, validation, test = load(args.seed)
-    methods = {
-        "static": keras_mtl.weighting.Static(),
-        "uncertainty": keras_mtl.weighting.Uncertainty(learning_rate=0.01),
-        "pcgrad": keras_mtl.weighting.PCGrad(mode="exact"),
-    }
+    methods = {name: keras_mtl.weighting.get(name) for name in args.methods}
     print(f"test MSE / label variance ({names[1]} labels scaled by {SCALE:g}), "
           f"{args.epochs} epochs, seed {args.seed}")
     columns = " ".join(f"{n:>10}" for n in names)

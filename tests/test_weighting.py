@@ -20,6 +20,13 @@ ALL = {
     "pcgrad": weighting.PCGrad,
     "mgda": weighting.MGDA,
     "cagrad": weighting.CAGrad,
+    "famo": weighting.FAMO,
+    "imtl": weighting.IMTL,
+    "aligned_mtl": weighting.AlignedMTL,
+    "upgrad": weighting.UPGrad,
+    "nash_mtl": weighting.NashMTL,
+    "db_mtl": weighting.DBMTL,
+    "gradvac": weighting.GradVac,
 }
 
 

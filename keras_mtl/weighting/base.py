@@ -35,6 +35,7 @@ class WeightingMethod:
         """Called by `MTLModel` with the model the method will train."""
         state = WeightingState(task_names=model.task_names, name="weighting_state")
         self.build_state(state, model.tasks)
+        self.build_model_state(state, model)
         state.built = True
         setattr(model, _STATE_ATTRIBUTE, state)
 
@@ -48,6 +49,9 @@ class WeightingMethod:
         the static loss weights.
         """
         return tf.constant(gradients.static_weights(model), "float32")
+
+    def build_model_state(self, state, model):
+        """Creates variables shaped by the model's own (e.g. one slot per model variable)."""
 
     def train_step(self, model, data, default_train_step):
         """One training step of `model` on `data`; the default is Keras' own step."""
@@ -165,6 +169,13 @@ class LossWeighting(WeightingMethod):
     def update_state(self, state, losses, present, weights):
         """Updates the method's variables after the step."""
 
+    # Whether the method needs the task losses on the same batch after the update
+    # (`update_from_losses_after`): one more forward pass a step.
+    uses_losses_after_update = False
+
+    def update_from_losses_after(self, state, losses, losses_after, present):
+        """With `uses_losses_after_update`: learns from the losses before and after the step."""
+
     def loss_weights(self, model, y, losses):
         state = _state(model)
         present = gradients.task_presence(model, y)
@@ -174,12 +185,22 @@ class LossWeighting(WeightingMethod):
         # optimizer's step gives the same result as after it.
         self.update_state(state, global_losses, present, weights)
         state.cache.step.weights = weights
+        state.cache.step.losses = global_losses
+        state.cache.step.present = present
         return weights
 
     def train_step(self, model, data, default_train_step):
         # Keras' own step; `model.compute_loss` asks `loss_weights` for the weights.
         logs = default_train_step(data)
-        return _with_weights(model, logs, _state(model).cache.step.weights)
+        state = _state(model)
+        if self.uses_losses_after_update:
+            x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+            after = model.compute_task_losses(y, model(x, training=True), sample_weight)
+            after = tf.stop_gradient(gradients.all_reduce_sum(tf.stack(after)))
+            self.update_from_losses_after(
+                state, state.cache.step.losses, after, state.cache.step.present
+            )
+        return _with_weights(model, logs, state.cache.step.weights)
 
 
 class GradientWeighting(WeightingMethod):
@@ -224,6 +245,15 @@ class GradientWeighting(WeightingMethod):
     def combine(self, state, gram, losses, present):
         """Returns `(alpha, head_scale, logged_weights)`, float32 vectors, one entry a task."""
         raise NotImplementedError
+
+    def task_gradients(self, state, stacked, variables, losses, present):
+        """The task gradients to combine, from those of this step (exact mode only).
+
+        `stacked[k]` holds the tasks' gradients of the shared variable `variables[k]` as the
+        rows of a `(T, size)` matrix (summed over replicas). The default uses them as they
+        are; a method may return others of the same shapes (e.g. moving averages).
+        """
+        return stacked
 
     def get_config(self):
         return {"mode": self.mode}
@@ -330,6 +360,9 @@ class GradientWeighting(WeightingMethod):
             )
             if gradients.num_replicas() > 1:
                 stacked = gradients.all_reduce_sum(stacked)
+            stacked = self.task_gradients(
+                state, stacked, [variables[v] for v in shared], global_losses, present
+            )
             gram = gradients.gram_matrix(stacked)
         else:
             gram = tf.zeros([num_tasks, num_tasks])
