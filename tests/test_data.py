@@ -1,0 +1,233 @@
+"""keras_mtl.data.mix: sampling shares, missing-label markers, determinism, errors."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras_mtl
+from keras_mtl import errors
+from keras_mtl.data import mix, sampling_weights
+
+SIZES = {"a": 600, "b": 300, "c": 100}
+
+
+def _tasks():
+    return [
+        keras_mtl.Task("a", "multiclass", num_classes=3),
+        keras_mtl.Task("b", "regression"),
+        keras_mtl.Task("c", "binary", missing_label=-5),
+    ]
+
+
+def _sources(rng=None, sizes=SIZES):
+    rng = rng or np.random.default_rng(0)
+    labels = {
+        "a": lambda n: rng.integers(0, 3, n),
+        "b": lambda n: rng.normal(size=n),
+        "c": lambda n: rng.integers(0, 2, (n, 1)).astype("float32"),
+    }
+    return {
+        name: (rng.normal(size=(n, 2)).astype("float32"), labels[name](n))
+        for name, n in sizes.items()
+    }
+
+
+def _present(y):
+    """Per task, a boolean array over the batch: which labels are not the task's marker."""
+    return {
+        "a": y["a"].numpy().reshape(-1) != -1,
+        "b": ~np.isnan(y["b"].numpy().reshape(-1)),
+        "c": y["c"].numpy().reshape(-1) != -5,
+    }
+
+
+def _batch_sources(stream, steps):
+    """The source of each of the first `steps` batches of a per-task stream."""
+
+    def present(x, y):
+        return tf.stack([
+            tf.reduce_all(y["a"] != -1), tf.reduce_any(y["a"] != -1),
+            tf.reduce_all(~tf.math.is_nan(y["b"])), tf.reduce_any(~tf.math.is_nan(y["b"])),
+            tf.reduce_all(y["c"] != -5), tf.reduce_any(y["c"] != -5),
+        ])
+
+    # Read in the input pipeline, in one piece: thousands of eager steps would be slow.
+    flags = next(iter(stream.take(steps).map(present).batch(steps))).numpy().reshape(-1, 3, 2)
+    # A whole batch from one source: that task's labels all present, the others' all missing.
+    np.testing.assert_array_equal(flags[..., 0], flags[..., 1])
+    np.testing.assert_array_equal(flags[..., 0].sum(axis=1), 1)
+    return [list(SIZES)[i] for i in flags[..., 0].argmax(axis=1)]
+
+
+def _shares(names):
+    return np.array([names.count(n) / len(names) for n in SIZES])
+
+
+def _assert_shares(observed, expected, draws):
+    # Four binomial standard errors: a false failure about once in 15 000 runs.
+    tolerance = 4 * np.sqrt(np.maximum(expected * (1 - expected), 1e-4) / draws)
+    np.testing.assert_array_less(np.abs(observed - expected), tolerance)
+
+
+@pytest.mark.parametrize(
+    "sampling, temperature, expected",
+    [
+        ("proportional", None, [0.6, 0.3, 0.1]),
+        ("uniform", None, [1 / 3, 1 / 3, 1 / 3]),
+        ("temperature", 2.0, np.sqrt([600, 300, 100]) / np.sqrt([600, 300, 100]).sum()),
+        ({"a": 1.0, "b": 0.0, "c": 3.0}, None, [0.25, 0.0, 0.75]),
+    ],
+)
+def test_share_of_batches_per_source_matches_the_sampling(sampling, temperature, expected):
+    stream = mix(
+        _sources(), _tasks(), sampling=sampling, temperature=temperature, batch_size=4,
+        seed=1,
+    )
+    names = _batch_sources(stream, 3000)
+    _assert_shares(_shares(names), np.array(expected), 3000)
+    if isinstance(sampling, dict):
+        assert "b" not in names
+
+
+def test_annealed_schedule_goes_from_proportional_to_nearly_uniform():
+    stream = mix(
+        _sources(), _tasks(), sampling="annealed", epochs=3, steps_per_epoch=2000,
+        batch_size=2, seed=2,
+    )
+    names = _batch_sources(stream, 6000)
+    start, end = _shares(names[:2000]), _shares(names[4000:])
+    _assert_shares(start, np.array([0.6, 0.3, 0.1]), 2000)
+    final = np.array([600, 300, 100], dtype=float) ** 0.2
+    _assert_shares(end, final / final.sum(), 2000)
+    np.testing.assert_allclose(
+        sampling_weights([600, 300, 100], "annealed", epoch=2, epochs=3), final / final.sum()
+    )
+
+
+def test_mixed_batches_draw_each_example_with_the_sampling_share():
+    stream = mix(_sources(), _tasks(), batching="mixed", batch_size=50, seed=3)
+    counts, mixed_batches = np.zeros(3), 0
+    for _, y in stream.take(60):
+        present = _present(y)
+        per_source = np.array([present[n].sum() for n in SIZES])
+        # Every example carries the labels of exactly one source.
+        assert per_source.sum() == 50
+        mixed_batches += (per_source > 0).sum() > 1
+        counts += per_source
+    _assert_shares(counts / counts.sum(), np.array([0.6, 0.3, 0.1]), 3000)
+    assert mixed_batches == 60
+
+
+@pytest.mark.parametrize("batching", ["per_task", "mixed"])
+def test_labels_outside_the_source_are_exactly_the_markers(batching):
+    sources = _sources()
+    stream = mix(sources, _tasks(), batch_size=8, batching=batching, repeat=False, seed=0)
+    seen = {name: [] for name in SIZES}
+    for x, y in stream:
+        assert y["a"].dtype == tf.int64 and y["b"].dtype == tf.float32
+        present = _present(y)
+        for name in SIZES:
+            rows = present[name]
+            for other in set(SIZES) - {name}:
+                values = y[other].numpy().reshape(len(rows), -1)[rows]
+                if other == "b":
+                    assert np.isnan(values).all()
+                else:
+                    assert (values == (-1 if other == "a" else -5)).all()
+            seen[name].append(
+                np.concatenate([x.numpy()[rows], y[name].numpy().reshape(len(rows), -1)[rows]], 1)
+            )
+    # One pass: every example of every source once, each with its own labels.
+    for name, (x, labels) in sources.items():
+        expected = np.concatenate([x, np.reshape(labels, (len(x), -1))], 1)
+        got = np.concatenate(seen[name])
+        np.testing.assert_allclose(got[np.lexsort(got.T)], expected[np.lexsort(expected.T)],
+                                   rtol=1e-6)
+
+
+def test_same_seed_same_stream_other_seed_other_stream():
+    def first(seed, batching):
+        stream = mix(_sources(), _tasks(), batch_size=4, seed=seed, batching=batching)
+        return [x.numpy() for x, _ in stream.take(30)]
+
+    for batching in ("per_task", "mixed"):
+        np.testing.assert_array_equal(first(7, batching), first(7, batching))
+        assert not np.array_equal(first(7, batching), first(8, batching))
+
+
+def test_dataset_sources_several_tasks_per_source_and_tasks_without_source():
+    tasks = _tasks() + [keras_mtl.Task("d", "multilabel", num_classes=2)]
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(20, 2)).astype("float32")
+    both = tf.data.Dataset.from_tensor_slices(
+        (x, {"a": rng.integers(0, 3, 20), "b": rng.normal(size=(20, 1)).astype("float32")})
+    )
+    single = tf.data.Dataset.from_tensor_slices((x[:10], np.ones((10, 1), "float32")))
+    stream = mix(
+        {("a", "b"): both, "c": single}, tasks, batch_size=5, repeat=False,
+        allow_missing_tasks=True, seed=0,
+    )
+    batches = list(stream)
+    assert sum(len(xb) for xb, _ in batches) == 30
+    for _, y in batches:
+        assert y["d"].shape == (5, 2)
+        np.testing.assert_array_equal(y["d"], -1)
+        assert y["b"].shape == (5, 1)
+    assert stream.steps_per_epoch is None
+    assert mix({("a", "b"): both, "c": single}, tasks, batch_size=5,
+               allow_missing_tasks=True).steps_per_epoch == 6
+
+
+def test_fit_runs_steps_per_epoch_of_the_stream_and_learns():
+    tasks = _tasks()
+    model = keras_mtl.build_mtl_model((2,), tasks, shared_units=4)
+    stream = mix(_sources(), tasks, batch_size=100, sampling="uniform", seed=0)
+    assert stream.steps_per_epoch == 10
+    before = [w.copy() for w in model.get_weights()]
+    history = model.fit(stream, epochs=2, verbose=0)
+    assert all(np.isfinite(v).all() for v in history.history.values())
+    assert model.optimizer.iterations.numpy() == 20
+    assert any(not np.allclose(b, a) for b, a in zip(before, model.get_weights()))
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        ({"datasets": {"zzz": ([[0.0, 0.0]], [1])}}, errors.SourceError, "unknown tasks"),
+        ({"datasets": {"a": ([[0.0, 0.0]], [1])}}, errors.SourceError,
+         r"Tasks \['b', 'c'\] have no source"),
+        ({"sampling": "temperature", "temperature": 0.0}, errors.ConfigError,
+         "temperature=0.0"),
+        ({"sampling": "temperature"}, errors.ConfigError, "temperature=None"),
+        ({"sampling": {"a": 1.0, "b": -1.0, "c": 1.0}}, errors.ConfigError,
+         r"sampling\['b'\]=-1.0"),
+        ({"sampling": {"a": 0, "b": 0, "c": 0}}, errors.ConfigError, "all be zero"),
+        ({"sampling": {"a": 1.0}}, errors.ConfigError, "missing keys"),
+        ({"sampling": "annealed"}, errors.ConfigError, "epochs"),
+        ({"sampling": "square"}, errors.ConfigError, "sampling='square'"),
+        ({"temperature": 2.0}, errors.ConfigError, "applies only"),
+        ({"batching": "zip"}, errors.ConfigError, "batching='zip'"),
+        ({"batch_size": 0}, errors.ConfigError, "batch_size=0"),
+    ],
+)
+def test_bad_arguments_fail_with_a_clear_error(kwargs, error, message):
+    kwargs = dict(kwargs)
+    datasets = kwargs.pop("datasets", _sources())
+    with pytest.raises(error, match=message):
+        mix(datasets, _tasks(), **kwargs)
+
+
+def test_sources_whose_inputs_differ_are_named():
+    sources = _sources()
+    sources["c"] = (sources["c"][0].astype("int32"), sources["c"][1])
+    with pytest.raises(errors.SourceError, match=r"datasets\['c'\].*dtype"):
+        mix(sources, _tasks())
+    sources["c"] = ({"features": sources["b"][0][:10]}, sources["c"][1][:10])
+    with pytest.raises(errors.SourceError, match=r"structure.*datasets\['c'\]"):
+        mix(sources, _tasks())
+
+
+def test_a_task_without_marker_cannot_be_absent():
+    tasks = _tasks()[:2] + [keras_mtl.Task("c", "binary", missing_label=None)]
+    with pytest.raises(errors.SourceError, match="'c' marks no missing labels"):
+        mix(_sources(), tasks)
