@@ -514,6 +514,13 @@ def mix(
     )
     if not per_task:
         stream = stream.batch(batch_size, drop_remainder=repeat)
+    if not repeat and None not in sizes:
+        # One pass has a known number of batches (Keras then knows where an epoch ends).
+        if per_task:
+            batches = sum(math.ceil(size / batch_size) for size in sizes)
+        else:
+            batches = math.ceil(sum(sizes) / batch_size)
+        stream = stream.apply(tf.data.experimental.assert_cardinality(batches))
     stream = stream.prefetch(tf.data.AUTOTUNE)
     stream.steps_per_epoch = steps_per_epoch if repeat else None
     stream.sources = list(datasets)
@@ -600,3 +607,148 @@ def _check_positive_int(name, value):
 
 def _is_int(value):
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+# === Per-task evaluation ===
+
+
+def evaluate_per_task(model, datasets, *, batch_size=32, verbose=0):
+    """Evaluates each task of `model` on its own data; returns a pandas DataFrame.
+
+    Each source of `datasets` (keyed as for `mix`: a task name, or a tuple of task names) is
+    evaluated on its own, with the other tasks' labels set to their missing-label markers,
+    so a task's loss and metrics are those of its own data only, whatever the other tasks'
+    data sets hold. Tasks without a source are left out.
+
+    Args:
+        model: a compiled `keras_mtl.MTLModel`.
+        datasets: dict task name (or tuple of names) -> `tf.data.Dataset` of unbatched
+            `(x, y)` examples, or `(x, y)` arrays.
+        batch_size: examples per evaluation batch.
+        verbose: passed to `model.evaluate`.
+
+    Returns:
+        A DataFrame indexed by task name (`"task"`), in the model's task order, with the
+        column `examples` (the size of the task's data) and one column per metric as the
+        model logs it without the task prefix (`loss`, `accuracy`, `mae`, ...); a metric
+        another task does not have is NaN in that task's row.
+
+    Example:
+
+    >>> tasks = [keras_mtl.Task("topic", "multiclass", num_classes=3),
+    ...          keras_mtl.Task("score", "regression")]
+    >>> model = keras_mtl.build_mtl_model((4,), tasks, shared_units=8)
+    >>> rng = np.random.default_rng(0)
+    >>> frame = keras_mtl.data.evaluate_per_task(
+    ...     model, {"topic": (rng.normal(size=(30, 4)), rng.integers(0, 3, 30)),
+    ...             "score": (rng.normal(size=(20, 4)), rng.normal(size=20))})
+    >>> frame.index.tolist(), frame["examples"].tolist()
+    (['topic', 'score'], [30, 20])
+    >>> sorted(frame.columns)
+    ['accuracy', 'examples', 'loss', 'mae']
+    """
+    import pandas as pd
+
+    _check_positive_int("batch_size", batch_size)
+    rows = {}
+    for source, stream in _evaluation_streams(model, datasets, batch_size):
+        results = model.evaluate(stream, verbose=verbose, return_dict=True)
+        by_task = _results_by_task(results, model.task_names)
+        for name in source.task_names:
+            rows[name] = {"examples": source.size, **by_task.get(name, {})}
+    order = [name for name in model.task_names if name in rows]
+    frame = pd.DataFrame.from_dict({name: rows[name] for name in order}, orient="index")
+    frame.index.name = "task"
+    return frame
+
+
+def _evaluation_streams(model, datasets, batch_size):
+    """`(source, one-pass stream of batches)` for each source, in order."""
+    tasks = getattr(model, "tasks", None)
+    if tasks is None:
+        raise errors.ConfigError(
+            "`model` must be a `keras_mtl.MTLModel` (it knows its tasks). Received a model "
+            f"of type {type(model).__name__}"
+        )
+    sources, label_specs = _prepare_sources(datasets, tasks, allow_missing_tasks=True)
+    _check_markers(tasks, sources)
+    return [
+        (
+            source,
+            _source_stream(source, tasks, label_specs, batch_size, False, 0, False)
+            .apply(tf.data.experimental.assert_cardinality(math.ceil(source.size / batch_size)))
+            .prefetch(tf.data.AUTOTUNE),
+        )
+        for source in sources
+    ]
+
+
+def _results_by_task(results, task_names):
+    """Splits logs `{"<task>_<metric>": value}` into `{task: {metric: value}}`.
+
+    A key is given to the longest task name it starts with, so task `a` does not take the
+    metrics of a task `a_b`.
+    """
+    by_task = {}
+    for key, value in results.items():
+        owners = [name for name in task_names if key.startswith(f"{name}_")]
+        if owners:
+            owner = max(owners, key=len)
+            by_task.setdefault(owner, {})[key[len(owner) + 1:]] = float(value)
+    return by_task
+
+
+class PerTaskEvaluation(keras.callbacks.Callback):
+    """Logs each task's metrics on its own validation data at the end of every epoch.
+
+    Adds `val_<task>_<metric>` (with `prefix="val_"`) to the epoch's logs, from
+    `keras_mtl.data.evaluate_per_task(model, datasets)`, so the callbacks after it in the
+    list (`EarlyStopping("val_topic_accuracy", mode="max")`, `ModelCheckpoint`, KerasTuner's
+    objective in `MTLHyperModel`, `History`) see them. Put it before those callbacks:
+    Keras calls callbacks in the order of the list. `MTLHyperModel.fit` puts it before
+    its Δm callback, which then reads these per-task validation losses. The per-task tables
+    of every epoch are kept in `frames`.
+
+    Args:
+        datasets: dict task name (or tuple of names) -> validation data, as for
+            `evaluate_per_task`.
+        batch_size: examples per evaluation batch.
+        prefix: the prefix of the logged names.
+
+    Example:
+
+    >>> tasks = [keras_mtl.Task("topic", "multiclass", num_classes=3),
+    ...          keras_mtl.Task("score", "regression")]
+    >>> rng = np.random.default_rng(0)
+    >>> def data(n, labels):
+    ...     return rng.normal(size=(n, 4)).astype("float32"), labels(n)
+    >>> train = {"topic": data(60, lambda n: rng.integers(0, 3, n)),
+    ...          "score": data(40, lambda n: rng.normal(size=n))}
+    >>> valid = {"topic": data(20, lambda n: rng.integers(0, 3, n)),
+    ...          "score": data(20, lambda n: rng.normal(size=n))}
+    >>> model = keras_mtl.build_mtl_model((4,), tasks, shared_units=8)
+    >>> history = model.fit(
+    ...     keras_mtl.data.mix(train, tasks, batch_size=20, seed=0), epochs=2, verbose=0,
+    ...     callbacks=[keras_mtl.data.PerTaskEvaluation(valid),
+    ...                keras.callbacks.EarlyStopping("val_topic_accuracy", mode="max")])
+    >>> len(history.history["val_topic_accuracy"]), len(history.history["val_score_mae"])
+    (2, 2)
+    """
+
+    def __init__(self, datasets, batch_size=32, prefix="val_"):
+        super().__init__()
+        _check_positive_int("batch_size", batch_size)
+        self.datasets = datasets
+        self.batch_size = batch_size
+        self.prefix = prefix
+        self.frames = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        frame = evaluate_per_task(self.model, self.datasets, batch_size=self.batch_size)
+        self.frames.append(frame)
+        if logs is None:
+            return
+        for task_name, row in frame.iterrows():
+            for metric, value in row.items():
+                if metric != "examples" and not np.isnan(value):
+                    logs[f"{self.prefix}{task_name}_{metric}"] = float(value)

@@ -1,5 +1,9 @@
 """keras_mtl.data.mix: sampling shares, missing-label markers, determinism, errors."""
 
+import os
+
+import keras
+import keras_tuner
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -231,3 +235,111 @@ def test_a_task_without_marker_cannot_be_absent():
     tasks = _tasks()[:2] + [keras_mtl.Task("c", "binary", missing_label=None)]
     with pytest.raises(errors.SourceError, match="'c' marks no missing labels"):
         mix(_sources(), tasks)
+
+
+# === Per-task evaluation ===
+
+
+def _two_tasks():
+    return [
+        keras_mtl.Task("topic", "multiclass", num_classes=3),
+        keras_mtl.Task("score", "regression"),
+    ]
+
+
+def _two_sources(rng, train=True):
+    n_topic, n_score = (90, 60) if train else (30, 20)
+    x_topic = rng.normal(size=(n_topic, 4)).astype("float32")
+    x_score = rng.normal(size=(n_score, 4)).astype("float32")
+    return {
+        "topic": (x_topic, (x_topic[:, 0] > 0).astype("int64") + (x_topic[:, 1] > 1)),
+        "score": (x_score, x_score[:, 2] - x_score[:, 3]),
+    }
+
+
+def test_evaluate_per_task_scores_each_task_on_its_own_data():
+    tasks = _two_tasks()
+    model = keras_mtl.build_mtl_model((4,), tasks, shared_units=8)
+    valid = _two_sources(np.random.default_rng(1), train=False)
+    frame = keras_mtl.data.evaluate_per_task(model, valid, batch_size=7)
+    assert frame.index.tolist() == ["topic", "score"]
+    x, y = valid["topic"]
+    p = model.predict(x, verbose=0)["topic"]
+    assert frame.loc["topic", "accuracy"] == pytest.approx(np.mean(p.argmax(1) == y))
+    assert frame.loc["topic", "loss"] == pytest.approx(
+        -np.mean(np.log(p[np.arange(len(y)), y])), rel=1e-4
+    )
+    x, y = valid["score"]
+    p = model.predict(x, verbose=0)["score"][:, 0]
+    assert frame.loc["score", "mae"] == pytest.approx(np.mean(np.abs(p - y)), rel=1e-5)
+    assert frame.loc["score", "loss"] == pytest.approx(np.mean((p - y) ** 2), rel=1e-5)
+    assert np.isnan(frame.loc["score", "accuracy"])
+    assert frame["examples"].tolist() == [30, 20]
+
+
+def test_callback_logs_per_task_metrics_for_early_stopping_and_checkpoints(tmp_path):
+    tasks = _two_tasks()
+    rng = np.random.default_rng(0)
+    train, valid = _two_sources(rng), _two_sources(rng, train=False)
+    model = keras_mtl.build_mtl_model((4,), tasks, shared_units=8)
+    evaluation = keras_mtl.data.PerTaskEvaluation(valid, batch_size=16)
+    path = str(tmp_path / "best.keras")
+    history = model.fit(
+        mix(train, tasks, batch_size=30, seed=0), epochs=2, verbose=0,
+        callbacks=[
+            evaluation,
+            keras.callbacks.EarlyStopping("val_topic_loss", patience=5, mode="min"),
+            keras.callbacks.ModelCheckpoint(
+                path, "val_score_mae", save_best_only=True, mode="min"
+            ),
+        ],
+    )
+    for name in ("val_topic_loss", "val_topic_accuracy", "val_score_loss", "val_score_mae"):
+        assert len(history.history[name]) == 2
+    assert "val_score_accuracy" not in history.history
+    # The logged values are the last epoch's per-task table.
+    assert history.history["val_score_mae"][-1] == evaluation.frames[-1].loc["score", "mae"]
+    assert os.path.exists(path)
+
+
+@pytest.mark.slow
+def test_hypermodel_tunes_the_sampling_temperature(tmp_path, monkeypatch):
+    tasks = _two_tasks()
+    rng = np.random.default_rng(0)
+    train, valid = _two_sources(rng), _two_sources(rng, train=False)
+    hypermodel = keras_mtl.MTLHyperModel(
+        keras.Input((4,)), tasks,
+        search_space={"sampling_temperature": (1.0, 8.0), "loss_weight": None,
+                      "shared_layers": None, "dropout": None, "learning_rate": None},
+        mix_options={"batch_size": 30, "seed": 0}, shared_units=8,
+    )
+    temperatures = []
+    original = keras_mtl.data.mix
+
+    def recording_mix(*args, **kwargs):
+        if kwargs.get("repeat", True):
+            temperatures.append((kwargs.get("sampling"), kwargs.get("temperature")))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(keras_mtl.data, "mix", recording_mix)
+    tuner = keras_tuner.RandomSearch(
+        hypermodel, objective=hypermodel.objective, max_trials=2, seed=3,
+        directory=str(tmp_path), project_name="p",
+    )
+    tuner.search(train, validation_data=valid, epochs=1, verbose=0)
+    trials = list(tuner.oracle.trials.values())
+    chosen = [t.hyperparameters.values["sampling_temperature"] for t in trials]
+    assert all(t.status == "COMPLETED" for t in trials)
+    assert all(np.isfinite(t.score) for t in trials)
+    assert temperatures == [("temperature", value) for value in chosen]
+    assert len(set(chosen)) == 2
+
+
+def test_hypermodel_temperature_needs_separate_data_sets():
+    with pytest.raises(errors.ConfigError, match="mix_options"):
+        keras_mtl.MTLHyperModel(
+            keras.Input((4,)), _two_tasks(), search_space={"sampling_temperature": True},
+            mix_options={"sampling": "uniform"},
+        )
+    with pytest.raises(errors.ConfigError, match="unknown keys"):
+        keras_mtl.MTLHyperModel(keras.Input((4,)), _two_tasks(), mix_options={"bacth": 1})
