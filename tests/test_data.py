@@ -343,3 +343,47 @@ def test_hypermodel_temperature_needs_separate_data_sets():
         )
     with pytest.raises(errors.ConfigError, match="unknown keys"):
         keras_mtl.MTLHyperModel(keras.Input((4,)), _two_tasks(), mix_options={"bacth": 1})
+
+
+# === Weighting methods with tasks absent from whole batches ===
+
+
+def _topic_batch(tasks, data):
+    stream = mix({"topic": data["topic"]}, tasks, batch_size=30, allow_missing_tasks=True)
+    return next(iter(stream))
+
+
+@pytest.mark.parametrize("method", ["gradnorm", "pcgrad"])
+def test_a_task_absent_from_a_per_task_batch_is_left_alone(method):
+    tasks = _two_tasks()
+    data = _two_sources(np.random.default_rng(0))
+    model = keras_mtl.build_mtl_model((4,), tasks, shared_units=8, weighting=method)
+    heads = {n: model.get_layer(n).kernel.numpy().copy() for n in ("topic", "score")}
+    x, y = _topic_batch(tasks, data)
+    logs = model.train_on_batch(x, y, return_dict=True)
+    assert all(np.isfinite(v) for v in logs.values()), logs
+    assert logs["score_loss"] == 0.0
+    # The absent task's head gets no gradient: the first step leaves it as it was.
+    np.testing.assert_array_equal(model.get_layer("score").kernel.numpy(), heads["score"])
+    assert not np.allclose(model.get_layer("topic").kernel.numpy(), heads["topic"])
+    state = model._weighting_state
+    if method == "gradnorm":
+        # The initial loss of the absent task waits for its first batch.
+        initial = state.get("initial_losses").numpy()
+        assert initial[0] == pytest.approx(logs["topic_loss"], rel=1e-5)
+        assert initial[1] == 0.0
+
+
+def test_dwa_epoch_losses_count_only_the_batches_of_each_task():
+    tasks = _two_tasks()
+    data = _two_sources(np.random.default_rng(0))
+    model = keras_mtl.build_mtl_model((4,), tasks, shared_units=8, weighting="dwa")
+    history = model.fit(mix(data, tasks, batch_size=30, seed=0), epochs=2, verbose=0)
+    # The first epoch's mean losses, recorded when the second began: the mean over the
+    # batches holding each task (all of one size), as Keras logs them, not diluted by the
+    # batches of the other source.
+    recorded = model._weighting_state.get("epoch_losses").numpy()[0]
+    np.testing.assert_allclose(
+        recorded, [history.history["topic_loss"][0], history.history["score_loss"][0]],
+        rtol=1e-4,
+    )
