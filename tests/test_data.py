@@ -387,3 +387,45 @@ def test_dwa_epoch_losses_count_only_the_batches_of_each_task():
         recorded, [history.history["topic_loss"][0], history.history["score_loss"][0]],
         rtol=1e-4,
     )
+
+
+# === Training on a mixed stream ===
+
+
+def _learnable_sources(rng, n_topic, n_score):
+    x_topic = rng.normal(size=(n_topic, 4)).astype("float32")
+    x_score = rng.normal(size=(n_score, 4)).astype("float32")
+    topic = (x_topic[:, 0] + x_topic[:, 1] > 0).astype("int64") + (x_topic[:, 2] > 0.8)
+    return {
+        "topic": (x_topic, topic),
+        "score": (x_score, (x_score[:, 2] - 0.5 * x_score[:, 3]).astype("float32")),
+    }
+
+
+@pytest.mark.slow
+def test_mixed_stream_reaches_the_metrics_of_data_merged_by_hand():
+    tasks = _two_tasks()
+    rng = np.random.default_rng(0)
+    train = _learnable_sources(rng, 600, 400)
+    valid = _learnable_sources(rng, 300, 300)
+    (xt, yt), (xs, ys) = train["topic"], train["score"]
+    merged_x = np.concatenate([xt, xs])
+    merged_y = {
+        "topic": np.concatenate([yt, np.full(len(xs), -1)]),
+        "score": np.concatenate([np.full(len(xt), np.nan, "float32"), ys]),
+    }
+    results = {}
+    for name in ("stream", "merged"):
+        keras.utils.set_random_seed(1)
+        model = keras_mtl.build_mtl_model((4,), tasks, shared_units=32, learning_rate=3e-3)
+        if name == "stream":
+            model.fit(mix(train, tasks, batch_size=32, seed=0), epochs=10, verbose=0)
+        else:
+            model.fit(merged_x, merged_y, batch_size=32, epochs=10, verbose=0)
+        results[name] = keras_mtl.data.evaluate_per_task(model, valid, batch_size=300)
+    stream, merged = results["stream"], results["merged"]
+    # Both learn (chance accuracy is about 0.4, the labels' variance 1.25) ...
+    assert merged.loc["topic", "accuracy"] > 0.85 and merged.loc["score", "loss"] < 0.1
+    # ... and the stream gets about as far as the same data merged by hand.
+    assert abs(stream.loc["topic", "accuracy"] - merged.loc["topic", "accuracy"]) < 0.04
+    assert stream.loc["score", "loss"] < max(1.5 * merged.loc["score", "loss"], 0.03)
