@@ -7,6 +7,8 @@ from keras_mtl.model import MTLModel, add_task, build_mtl_model
 from keras_mtl.tasks import Task
 from keras_mtl.tuning import MTLHyperModel
 
+from keras_mtl import data  # noqa: E402  (tasks from separate data sets)
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -16,6 +18,7 @@ __all__ = [
     "Task",
     "add_task",
     "build_mtl_model",
+    "data",
     "datasets",
     "errors",
     "export_saved_model",

@@ -39,3 +39,7 @@ class HubHandleError(KerasMTLError, ValueError):
 
 class ExportError(KerasMTLError, ValueError):
     """A model cannot be exported, or an export would overwrite existing files."""
+
+
+class SourceError(KerasMTLError, ValueError):
+    """The data sets given to `keras_mtl.data.mix` do not fit the tasks or each other."""

@@ -279,6 +279,9 @@ class MTLModel(keras.Model):
 
 
     def fit(self, x=None, y=None, *args, validation_data=None, **kwargs):
+        # An infinite stream of `keras_mtl.data.mix` knows the length of its epoch.
+        if isinstance(x, tf.data.Dataset) and "steps_per_epoch" not in kwargs:
+            kwargs["steps_per_epoch"] = getattr(x, "steps_per_epoch", None)
         x = _strings_as_tensors(x)
         self.check_labels(x, y, argument=_labels_argument(x, y, "y"))
         if isinstance(validation_data, (tuple, list)) and validation_data:

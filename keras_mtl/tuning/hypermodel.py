@@ -8,6 +8,7 @@ import keras_tuner
 import numpy as np
 import tensorflow as tf
 
+from keras_mtl import data as data_module
 from keras_mtl import errors
 from keras_mtl import sharing as sharing_module
 from keras_mtl import weighting as weighting_module
@@ -34,6 +35,8 @@ DEFAULT_SEARCH_SPACE = {
 # Knobs outside the default space that `search_space` can add.
 _EXTRA_KNOBS = ("sharing", "weighting")
 _BUILD_KNOBS = ("shared_layers", "shared_units", "dropout", "learning_rate") + _EXTRA_KNOBS
+# Knobs of the training data, outside the default space, with their range for `True`.
+_DATA_KNOBS = {"sampling_temperature": {"min_value": 1.0, "max_value": 5.0}}
 _LOSS_WEIGHT = "loss_weight"
 
 
@@ -144,6 +147,14 @@ class MTLHyperModel(keras_tuner.HyperModel):
         reference: `"prior"` (default: the loss of the best constant prediction; see
             `prior_reference`) or a dict task name -> reference loss, e.g. single-task
             baselines.
+        mix_options: keyword arguments of `keras_mtl.data.mix` (`batch_size`, `batching`,
+            `sampling`, `seed`, ...) for training data given to `fit` (the tuner's
+            `search`) as separate data sets: a dict task name -> data set, as for `mix`.
+            Such data is mixed for each trial; with the knob `sampling_temperature`
+            searched (`search_space={"sampling_temperature": (1.0, 5.0)}`, or `True` for
+            that range) it is mixed with `sampling="temperature"` at the trial's
+            temperature. Validation data given so is read once per trial, every example
+            of every task. See the README section "Tasks from separate data sets".
         name: the hypermodel's name.
         tunable: as for `keras_tuner.HyperModel`.
         **build_kwargs: further arguments of `build_mtl_model`. Giving a searchable knob
@@ -177,11 +188,13 @@ class MTLHyperModel(keras_tuner.HyperModel):
         search_space=None,
         fixed=None,
         reference="prior",
+        mix_options=None,
         name=None,
         tunable=True,
         **build_kwargs,
     ):
         super().__init__(name=name, tunable=tunable)
+        self.mix_options = _check_mix_options(mix_options, search_space, fixed)
         self.backbone = backbone
         self.tasks = validate_tasks(tasks)
         self.search_space = dict(search_space) if search_space else {}
@@ -256,7 +269,7 @@ class MTLHyperModel(keras_tuner.HyperModel):
     # === Search space ===
 
     def _knob_names(self):
-        names = list(_BUILD_KNOBS) + [_LOSS_WEIGHT]
+        names = list(_BUILD_KNOBS) + list(_DATA_KNOBS) + [_LOSS_WEIGHT]
         return names + [f"{_LOSS_WEIGHT}/{t}" for t in self.task_names]
 
     def _resolve_space(self):
@@ -288,14 +301,14 @@ class MTLHyperModel(keras_tuner.HyperModel):
                 fixed[knob] = self.build_kwargs[knob]
 
         space = {}
-        for knob in _BUILD_KNOBS:
+        for knob in _BUILD_KNOBS + tuple(_DATA_KNOBS):
             if knob in fixed:
                 space[knob] = ("fixed", fixed[knob])
                 continue
             spec = self.search_space.get(knob, DEFAULT_SEARCH_SPACE.get(knob))
             spec = _check_range(knob, spec)
             if spec is True:
-                spec = DEFAULT_SEARCH_SPACE.get(knob, True)
+                spec = _DATA_KNOBS.get(knob) or DEFAULT_SEARCH_SPACE.get(knob, True)
             if spec is not None:
                 space[knob] = ("search", spec)
 
@@ -338,7 +351,7 @@ class MTLHyperModel(keras_tuner.HyperModel):
             isinstance(v, numbers.Integral) for v in (low, high, spec.get("step", 1))
         )
         if integral and not knob.startswith(_LOSS_WEIGHT) and knob not in (
-            "dropout", "learning_rate"
+            "dropout", "learning_rate", *_DATA_KNOBS
         ):
             return hp.Int(knob, low, high, **kwargs)
         return hp.Float(knob, float(low), float(high), **kwargs)
@@ -457,8 +470,105 @@ class MTLHyperModel(keras_tuner.HyperModel):
         )
 
     def fit(self, hp, model, *args, **kwargs):
-        """Trains `model` as `model.fit` does, with `DeltaM` first among the callbacks."""
+        """Trains `model` as `model.fit` does, with `DeltaM` first among the callbacks.
+
+        Callbacks `keras_mtl.data.PerTaskEvaluation` come before `DeltaM`, which reads the
+        validation losses they log. Training (and validation) data given as separate data
+        sets, a dict task name -> data set, is mixed with `keras_mtl.data.mix` (see
+        `mix_options`).
+        """
+        args, kwargs, reference_x = self._mixed_data(hp, args, kwargs)
         callbacks = list(kwargs.pop("callbacks", None) or [])
-        reference = self.reference_losses(*args, **kwargs)
-        callbacks.insert(0, DeltaM(reference, loss_weights=self.loss_weights(hp)))
+        if reference_x is None:
+            reference = self.reference_losses(*args, **kwargs)
+        else:
+            reference = self.reference_losses(
+                reference_x, **{k: v for k, v in kwargs.items() if k != "x"}
+            )
+        per_task = data_module.PerTaskEvaluation
+        first = sum(isinstance(c, per_task) for c in callbacks)
+        callbacks = sorted(callbacks, key=lambda c: not isinstance(c, per_task))
+        callbacks.insert(first, DeltaM(reference, loss_weights=self.loss_weights(hp)))
         return model.fit(*args, callbacks=callbacks, **kwargs)
+
+    def _mixed_data(self, hp, args, kwargs):
+        """`fit`'s arguments with separate data sets (dicts of sources) mixed for `hp`.
+
+        Returns `(args, kwargs, reference_x)`, `reference_x` being a one-pass stream of
+        the training data for the Δm reference (None for data that is not mixed here).
+        """
+        args, kwargs = list(args), dict(kwargs)
+        x = args[0] if args else kwargs.get("x")
+        tuned = "sampling_temperature" in hp.values
+        if not self._is_sources(x):
+            if tuned:
+                raise errors.ConfigError(
+                    "Searching `sampling_temperature` needs the training data as separate "
+                    "data sets: a dict task name -> `tf.data.Dataset` or `(x, y)`, as for "
+                    f"`keras_mtl.data.mix`. Received x of type {type(x).__name__}"
+                )
+            return args, kwargs, None
+        options = dict(self.mix_options)
+        if tuned:
+            options.update(sampling="temperature", temperature=hp.values["sampling_temperature"])
+        one_pass = {
+            k: v for k, v in options.items() if k in ("batch_size", "allow_missing_tasks")
+        }
+        reference_x = self._one_pass(x, one_pass)
+        stream = data_module.mix(x, self.tasks, **options)
+        if args:
+            args[0] = stream
+        else:
+            kwargs["x"] = stream
+        validation = kwargs.get("validation_data")
+        if self._is_sources(validation):
+            kwargs["validation_data"] = self._one_pass(validation, one_pass)
+        return args, kwargs, reference_x
+
+    def _one_pass(self, sources, options):
+        """Every example of `sources` once, the same dataset object for the same sources
+        (so that their labels, read for the Δm reference, are read once)."""
+        key = ("sources", id(sources))
+        if key not in self._reference_cache:
+            stream = data_module.mix(
+                sources, self.tasks, repeat=False, shuffle=False, seed=0, **options
+            )
+            self._reference_cache[key] = (sources, stream)
+        return self._reference_cache[key][1]
+
+    def _is_sources(self, value):
+        names = set(self.task_names)
+        return isinstance(value, dict) and bool(value) and all(
+            (key in names or (isinstance(key, tuple) and set(key) <= names))
+            and isinstance(item, (tf.data.Dataset, tuple, list))
+            for key, item in value.items()
+        )
+
+
+def _check_mix_options(mix_options, search_space, fixed):
+    """Checks `MTLHyperModel`'s `mix_options`; returns them as a dict."""
+    import inspect
+
+    from keras_mtl.data import mix
+
+    options = dict(mix_options or {})
+    valid = [
+        name for name, p in inspect.signature(mix).parameters.items()
+        if p.kind == p.KEYWORD_ONLY and name != "repeat"
+    ]
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        raise errors.ConfigError(
+            f"`mix_options` has unknown keys {unknown}; valid keys are {valid}."
+        )
+    searched = "sampling_temperature" in (search_space or {}) or "sampling_temperature" in (
+        fixed or {}
+    )
+    clashing = sorted({"sampling", "temperature"} & set(options))
+    if searched and clashing:
+        raise errors.ConfigError(
+            f"`mix_options` sets {clashing} while `sampling_temperature` is a knob: the "
+            "trials sample with sampling='temperature' at the knob's value. Received: "
+            f"mix_options={mix_options!r}"
+        )
+    return options
