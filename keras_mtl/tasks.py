@@ -6,7 +6,7 @@ import numbers
 
 import keras
 
-from keras_mtl import errors, kinds
+from keras_mtl import backbones, errors, kinds
 from keras_mtl.kinds.base import clone as _clone
 from keras_mtl.losses import MaskedLoss, MaskedMetric
 
@@ -231,8 +231,9 @@ class Task:
 
     @property
     def elementwise_labels(self):
-        """True when labels have one entry per output unit, False for sparse class ids."""
-        return not self.kind_object.sparse_labels
+        """True when labels have one entry per output unit, False for sparse class ids,
+        `"vector"` when one label is a whole output vector (masked as one)."""
+        return self.kind_object.elementwise(self)
 
     def build_loss(self):
         """A fresh Keras loss for this task, ignoring missing labels."""
@@ -264,9 +265,38 @@ class Task:
             built.append(metric)
         return built
 
-    def build_head(self, features):
-        """Applies fresh head layers to `features`; the output layer is named `self.name`."""
-        return self.kind_object.build_head(self, features)
+    def build_head(self, features, input_size=None, pool=False):
+        """Applies fresh head layers to `features`; the output layer is named `self.name`.
+
+        Args:
+            features: the tensor the head reads.
+            input_size: the `(height, width)` of the model's input, which a dense head
+                resizes its output to unless the task gives `output_size`.
+            pool: pool a feature map or sequence to a vector first (layer `<name>_pool`),
+                for a kind that reads vectors.
+        """
+        kind = self.kind_object
+        rank = len(features.shape)
+        if kind.head_input == "vector":
+            if pool and rank > 2:
+                features = backbones.pool_features(features, name=f"{self.name}_pool")
+            return kind.build_head(self, features)
+        expected = {"feature_map": 4, "sequence": 3}[kind.head_input]
+        if rank != expected:
+            layout = ("a feature map (batch, height, width, channels)" if expected == 4
+                      else "a sequence (batch, length, channels)")
+            self._fail(
+                f"a {self.kind!r} head reads {layout}, but the backbone (after the sharing "
+                f"strategy) gives features of shape {tuple(features.shape)}. Use a backbone "
+                f"whose output keeps its {'spatial' if expected == 4 else 'sequence'} axes.",
+                errors.BackboneError,
+            )
+        return kind.build_head(self, features, input_size=input_size)
+
+    @property
+    def is_dense(self):
+        """Whether the task predicts per pixel or per token (its head reads a map or sequence)."""
+        return self.kind_object.head_input != "vector"
 
     # === Config ===
 
