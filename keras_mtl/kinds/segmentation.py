@@ -53,6 +53,10 @@ class Segmentation(Multiclass):
                                     dtype="float32"),
         )
 
+    def describe_export_outputs(self, task):
+        return [(name, f"{meaning} of each pixel")
+                for name, meaning in super().describe_export_outputs(task)]
+
     def label_shape_hint(self, task, received_shape):
         if len(received_shape) == 3 and received_shape[-1] == task.num_classes:
             return (

@@ -39,6 +39,10 @@ class TokenClassification(Multiclass):
     def build_head(self, task, features, input_size=None):
         return super().build_head(task, features)
 
+    def describe_export_outputs(self, task):
+        return [(name, f"{meaning} of each token")
+                for name, meaning in super().describe_export_outputs(task)]
+
     def label_shape_hint(self, task, received_shape):
         if len(received_shape) == 2 and received_shape[-1] == task.num_classes:
             return (
