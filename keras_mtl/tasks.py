@@ -35,8 +35,10 @@ class Task:
             its labels in `fit`, and its entries in the logs (`val_<name>_loss`).
         kind: the name of a registered kind (`keras_mtl.kinds.names()`): `"binary"`,
             `"multiclass"` (needs `num_classes`), `"multilabel"` (needs `num_classes`),
-            `"regression"` (`units`, default 1) or `"custom"` (give `loss`, and
-            `head_layers` and/or `units`).
+            `"regression"` (`units`, default 1), `"custom"` (give `loss`, and
+            `head_layers` and/or `units`), or the dense kinds `"segmentation"`
+            (`num_classes`), `"dense_regression"` (`units`) and `"token_classification"`
+            (`num_classes`), which predict per pixel or per token.
         num_classes: number of classes of a `multiclass` or `multilabel` task.
         units: output size of a `regression` or `custom` task.
         head_units: widths of the task's own hidden Dense layers, between the shared features
@@ -58,8 +60,9 @@ class Task:
         threshold: decision threshold of a binary or multilabel task, used when exporting.
         head_layers: for a `custom` task, Keras layers applied in order after the hidden head
             layers; if `units` is given a final Dense layer follows them.
-        **options: arguments that only the task's kind takes (its `TaskKind.options`; none
-            for the kinds above).
+        **options: arguments that only the task's kind takes (its `TaskKind.options`):
+            `output_size` for segmentation and dense regression, `normalize` for dense
+            regression.
 
     Example:
 
