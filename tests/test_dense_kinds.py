@@ -239,3 +239,24 @@ def test_a_mixed_model_trains_saves_and_reloads(tmp_path):
     expected, got = model.predict(x, verbose=0), loaded.predict(x, verbose=0)
     for name in expected:
         np.testing.assert_allclose(got[name], expected[name], atol=1e-6)
+
+
+@pytest.mark.parametrize("task, shape", [
+    (keras_mtl.Task("seg", "segmentation", num_classes=3, class_names=["x", "y", "z"]),
+     (2, 4, 4, 3)),
+    (keras_mtl.Task("tags", "token_classification", num_classes=3, class_names=["O", "B", "I"]),
+     (2, 5, 3)),
+    (keras_mtl.Task("depth", "dense_regression"), (2, 4, 4, 1)),
+])
+def test_export_outputs_are_per_pixel_or_token_as_described(task, shape):
+    kind = task.kind_object
+    output = tf.nn.softmax(tf.random.normal(shape))
+    outputs = kind.export_outputs(task, output)
+    assert sorted(outputs) == sorted(name for name, _ in kind.describe_export_outputs(task))
+    for tensor in outputs.values():
+        assert tuple(tensor.shape) == shape[:-1]
+    if outputs:
+        ids = outputs[f"{task.name}_class_id"].numpy()
+        np.testing.assert_array_equal(ids, np.argmax(output.numpy(), -1))
+        assert outputs[f"{task.name}_label"].numpy().ravel()[0].decode() == task.class_names[
+            ids.ravel()[0]]
