@@ -13,7 +13,7 @@
     same architecture written by hand in plain Keras (same layers, Keras' own losses and
     metrics), in CPU time, interleaved rounds, ratio of the medians. Target: <= 1.05.
 
-    python benchmarks/dense_tasks.py [--epochs 15] [--seeds 1] [--skip-quality]
+    python benchmarks/dense_tasks.py [--epochs 15] [--seeds 1] [--skip-quality] [--skip-speed]
 
 About 10 minutes on 2 CPU cores with the defaults (the speed part alone: 1 minute).
 """
@@ -171,13 +171,15 @@ def main():
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--skip-quality", action="store_true")
+    parser.add_argument("--skip-speed", action="store_true")
     args = parser.parse_args()
     print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}")
     if not args.skip_quality:
         print(f"(a) multi_shapes, {args.train} training scenes, {args.epochs} epochs, "
               f"{args.seeds} seed(s)")
         quality(args)
-    speed(args)
+    if not args.skip_speed:
+        speed(args)
 
 
 if __name__ == "__main__":
