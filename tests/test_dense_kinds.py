@@ -156,12 +156,12 @@ def test_dense_task_arguments_are_checked():
         keras_mtl.Task("t", "token_classification", num_classes=3, output_size=(4, 4))
 
 
-def _model(tasks, input_shape=(8, 8, 3), strides=2):
+def _model(tasks, input_shape=(8, 8, 3), strides=2, **kwargs):
     backbone = keras.Sequential([
         keras.Input(input_shape),
         keras.layers.Conv2D(4, 3, strides=strides, padding="same", activation="relu"),
     ])
-    return keras_mtl.build_mtl_model(backbone, tasks, shared_units=4)
+    return keras_mtl.build_mtl_model(backbone, tasks, shared_units=4, **kwargs)
 
 
 def test_label_maps_are_checked_before_training():
@@ -220,7 +220,8 @@ def test_a_mixed_model_trains_saves_and_reloads(tmp_path):
         keras_mtl.Task("depth", "dense_regression"),
         keras_mtl.Task("count", "multiclass", num_classes=3),
     ]
-    model = _model(tasks)
+    # Eager steps: tracing a training function would take most of this test's time.
+    model = _model(tasks, run_eagerly=True)
     x = rng.random((16, 8, 8, 3)).astype("float32")
     y = {
         "seg": rng.integers(-1, 3, (16, 8, 8)),
