@@ -84,7 +84,9 @@ def quality(args):
         single = {}
         for task in data.tasks:
             scores = train_and_test([task], "hard", "static", data, args)
-            single.update({m: scores[m] for m, (t, _) in METRICS.items() if t == task.name})
+            # A single-task model's logs do not prefix the metrics with the task's name.
+            single.update({m: scores[m[len(task.name) + 1:]]
+                           for m, (t, _) in METRICS.items() if t == task.name})
         rows.setdefault("single-task", []).append(single)
         for sharing in ("hard", "mtan"):
             for weighting in ("static", args.adaptive):
