@@ -140,11 +140,11 @@ def is_inputs_only(backbone):
     )
 
 
-def pool_features(features, flatten=False):
+def pool_features(features, flatten=False, name="backbone_pool"):
     """Pools a feature map to a vector (global average); leaves vectors as they are.
 
     With `flatten` (inputs given as the backbone: an image's pixels are the features, not a
-    map to average) the map is flattened instead.
+    map to average) the map is flattened instead. `name` names the pooling layer.
     """
     rank = len(features.shape)
     if rank == 2:
@@ -159,11 +159,11 @@ def pool_features(features, flatten=False):
             )
         return keras.layers.Flatten(name="inputs_flatten")(features)
     if rank == 3:
-        return keras.layers.GlobalAveragePooling1D(name="backbone_pool")(features)
+        return keras.layers.GlobalAveragePooling1D(name=name)(features)
     if rank == 4:
-        return keras.layers.GlobalAveragePooling2D(name="backbone_pool")(features)
+        return keras.layers.GlobalAveragePooling2D(name=name)(features)
     if rank == 5:
-        return keras.layers.GlobalAveragePooling3D(name="backbone_pool")(features)
+        return keras.layers.GlobalAveragePooling3D(name=name)(features)
     return keras.layers.Flatten(name="backbone_flatten")(features)
 
 

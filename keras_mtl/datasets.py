@@ -15,6 +15,8 @@ Data sets:
   overlapping digits on an 11x11 canvas, tasks `left`, `right` and `sum_even`.
 - `synthetic_tasks`: the synthetic regression tasks of the MMoE paper, whose task
   relatedness is set by one number, the cosine between the tasks' weight vectors.
+- `multi_shapes`: synthetic scenes of shapes with segmentation, depth and a count.
+- `tagged_sentences`: sentences from a small grammar with BIO entity tags and a topic.
 """
 
 import dataclasses
@@ -443,3 +445,313 @@ def _check_non_negative(name, value):
         raise ConfigError(
             f"`{name}` must be a non-negative number. Received: {name}={value!r}"
         )
+
+
+# === Dense tasks: scenes of shapes, tagged sentences ===
+
+_SHAPE_NAMES = ("background", "square", "disc", "triangle")
+_FAR_DEPTH = 10.0
+
+
+def multi_shapes(
+    *,
+    seed=0,
+    image_size=32,
+    max_shapes=4,
+    num_train=1000,
+    num_validation=200,
+    num_test=200,
+    missing_depth=0.1,
+    missing_count=0.1,
+):
+    """MultiShapes: synthetic RGB scenes of squares, discs and triangles, with dense labels.
+
+    Each scene has 1 to `max_shapes` shapes at random positions, sizes, colours and depths
+    in front of a sloping floor; nearer shapes occlude farther ones and are lit more
+    brightly (colour times `1.3 - depth / 10`), so depth can be read from shading,
+    size and occlusion. Colours do not depend on the class: only the outline tells a
+    square from a disc. A little Gaussian noise is added. Deterministic from `seed`.
+
+    Tasks:
+
+    - `segmentation` (4 classes: background, square, disc, triangle): the class of each
+      pixel; pixels on the border between two regions are ignored (-1), as in Pascal VOC.
+    - `depth` (dense regression, 1 unit): the depth of each pixel, from about 1 (near) to
+      10 (the far end of the floor); holes of missing depth (NaN), rectangles covering
+      about `missing_depth` of the pixels, as a depth sensor leaves them.
+    - `count` (multiclass, `max_shapes + 1` classes): the number of shapes with a visible
+      pixel; missing (-1) for a `missing_count` fraction of the images.
+
+    Args:
+        seed: int, the seed of everything random.
+        image_size: int >= 16, the height and width of the images.
+        max_shapes: int in [1, 8], the most shapes in one scene.
+        num_train, num_validation, num_test: the sizes of the splits (validation may be 0).
+        missing_depth: fraction in [0, 1) of depth pixels left missing (in holes).
+        missing_count: fraction in [0, 1) of images without a `count` label.
+
+    Returns:
+        An `MTLData` with inputs float32 `(n, image_size, image_size, 3)` in [0, 1] and
+        labels `segmentation` int32 `(n, H, W)`, `depth` float32 `(n, H, W, 1)` and
+        `count` int32 `(n,)`. Its `info` holds `"tasks"`, `"sizes"`, `"class_names"`,
+        `"true_depth"` (split -> the depth maps without holes) and `"seed"`.
+
+    Example:
+
+    >>> data = keras_mtl.datasets.multi_shapes(num_train=8, num_validation=0, num_test=4)
+    >>> (x, y), _, (x_test, y_test) = data
+    >>> x.shape, y["segmentation"].shape, y["depth"].shape, y["count"].shape
+    ((8, 32, 32, 3), (8, 32, 32), (8, 32, 32, 1), (8,))
+    >>> [task.kind for task in data.tasks]
+    ['segmentation', 'dense_regression', 'multiclass']
+    """
+    _check_int("seed", seed, minimum=0)
+    _check_int("image_size", image_size, minimum=16)
+    _check_int("max_shapes", max_shapes, minimum=1)
+    if max_shapes > 8:
+        raise ConfigError(f"`max_shapes` must be at most 8. Received: max_shapes={max_shapes}")
+    _check_int("num_train", num_train, minimum=1)
+    _check_int("num_validation", num_validation, minimum=0)
+    _check_int("num_test", num_test, minimum=1)
+    _check_fraction("missing_depth", missing_depth)
+    _check_fraction("missing_count", missing_count)
+
+    rng = np.random.default_rng(seed)
+    sizes = {"train": num_train, "validation": num_validation, "test": num_test}
+    splits, true_depth = {}, {}
+    for split in _SPLITS:
+        x, segmentation, depth, count = _render_scenes(rng, sizes[split], image_size, max_shapes)
+        true_depth[split] = depth.copy()
+        depth[_depth_holes(rng, sizes[split], image_size, missing_depth)] = np.nan
+        count[rng.random(sizes[split]) < missing_count] = -1
+        splits[split] = (
+            x, {"segmentation": segmentation, "depth": depth, "count": count}
+        )
+
+    tasks = [
+        Task("segmentation", "segmentation", num_classes=len(_SHAPE_NAMES),
+             class_names=list(_SHAPE_NAMES)),
+        Task("depth", "dense_regression"),
+        Task("count", "multiclass", num_classes=max_shapes + 1,
+             class_names=[str(i) for i in range(max_shapes + 1)]),
+    ]
+    info = {
+        "name": "multi_shapes",
+        "tasks": {
+            "segmentation": "Class of each pixel (background, square, disc, triangle); -1 on "
+                            "region borders.",
+            "depth": "Depth of each pixel (about 1 near to 10 far); NaN in sensor holes.",
+            "count": "Number of shapes with a visible pixel; -1 when unlabelled.",
+        },
+        "sizes": sizes,
+        "class_names": list(_SHAPE_NAMES),
+        "true_depth": true_depth,
+        "seed": seed,
+    }
+    return MTLData(
+        train=splits["train"], validation=splits["validation"], test=splits["test"],
+        tasks=tasks, info=info,
+    )
+
+
+def _render_scenes(rng, n, size, max_shapes):
+    rows, cols = np.mgrid[0:size, 0:size].astype("float32") + 0.5
+    x = np.empty((n, size, size, 3), "float32")
+    segmentation = np.zeros((n, size, size), "int32")
+    depth = np.empty((n, size, size), "float32")
+    count = np.zeros(n, "int32")
+    floor_depth = _FAR_DEPTH - 6.0 * rows / size  # the floor comes nearer towards the bottom
+    for i in range(n):
+        image = np.broadcast_to(rng.uniform(0.2, 0.5, 3), (size, size, 3)).copy()
+        image *= (1.3 - floor_depth / _FAR_DEPTH)[..., None]
+        labels = np.zeros((size, size), "int32")
+        distance = floor_depth.copy()
+        owner = np.full((size, size), -1)
+        shapes = rng.integers(1, max_shapes + 1)
+        # Far shapes first, so that nearer ones paint over them.
+        for s, d in enumerate(np.sort(rng.uniform(1.0, 3.5, shapes))[::-1]):
+            kind = rng.integers(1, len(_SHAPE_NAMES))
+            radius = rng.uniform(0.12, 0.22) * size * (3.0 / (1.0 + d))
+            centre = rng.uniform(radius * 0.5, size - radius * 0.5, 2)
+            mask = _shape_mask(kind, rows - centre[0], cols - centre[1], radius)
+            colour = rng.uniform(0.3, 1.0, 3) * (1.3 - d / _FAR_DEPTH)
+            image[mask] = colour
+            labels[mask] = kind
+            distance[mask] = d
+            owner[mask] = s
+        count[i] = len(np.unique(owner[owner >= 0]))
+        x[i] = image
+        segmentation[i] = _ignore_borders(labels, owner)
+        depth[i] = distance
+    x = np.clip(x + rng.normal(0.0, 0.03, x.shape), 0.0, 1.0).astype("float32")
+    return x, segmentation, depth[..., None], count
+
+
+def _shape_mask(kind, dy, dx, radius):
+    if kind == 1:  # square
+        return (np.abs(dy) <= radius * 0.85) & (np.abs(dx) <= radius * 0.85)
+    if kind == 2:  # disc
+        return dy * dy + dx * dx <= radius * radius
+    # An upward triangle: below its apex, inside its two slanted sides.
+    return (dy <= radius * 0.8) & (np.abs(dx) <= (dy + radius) * 0.6)
+
+
+def _ignore_borders(labels, owner):
+    """`labels` with -1 on pixels whose right or lower neighbour is another region."""
+    region = owner + 1
+    border = np.zeros(labels.shape, bool)
+    border[:, :-1] |= region[:, :-1] != region[:, 1:]
+    border[:-1, :] |= region[:-1, :] != region[1:, :]
+    return np.where(border, -1, labels).astype("int32")
+
+
+def _depth_holes(rng, n, size, fraction):
+    """A boolean `(n, size, size, 1)` mask of rectangular holes covering about `fraction`."""
+    holes = np.zeros((n, size, size, 1), bool)
+    if fraction == 0:
+        return holes
+    side = max(2, size // 6)
+    per_image = int(np.ceil(fraction * size * size / (side * side)))
+    for i in range(n):
+        for _ in range(rng.poisson(per_image)):
+            r, c = rng.integers(0, size - side + 1, 2)
+            holes[i, r:r + side, c:c + side] = True
+    return holes
+
+
+_TAG_NAMES = ("O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-ORG", "I-ORG")
+_TOPICS = ("meeting", "work", "travel", "business")
+_ENTITIES = {
+    "PER": ["alice", "bob", "maria garcia", "li wei", "jordan", "george washington",
+            "sam", "nora lee"],
+    "LOC": ["paris", "new york", "lima", "jordan", "washington", "san jose", "oslo",
+            "cape town"],
+    "ORG": ["acme", "globex corp", "initech", "umbrella group", "stark industries",
+            "hooli"],
+}
+# Templates per topic; {PER}, {LOC} and {ORG} slots take an entity of that type.
+_TEMPLATES = {
+    "meeting": ["{PER} met {PER} in {LOC}", "{PER} and {PER} had lunch",
+                "yesterday {PER} saw {PER} at the station in {LOC}"],
+    "work": ["{PER} works for {ORG}", "{PER} joined {ORG} last year",
+             "{ORG} hired {PER} as an engineer"],
+    "travel": ["{PER} flew to {LOC}", "{PER} will travel from {LOC} to {LOC}",
+               "the train to {LOC} left without {PER}"],
+    "business": ["{ORG} opened an office in {LOC}", "{ORG} bought {ORG}",
+                 "shares of {ORG} rose in {LOC} today"],
+}
+
+
+def tagged_sentences(
+    *, seed=0, num_train=800, num_validation=200, num_test=200, max_length=12,
+    unlabelled_tags=0.1,
+):
+    """TaggedSentences: sentences from a small grammar with entity tags and a topic.
+
+    Each sentence comes from a template of one of four topics (meeting, work, travel,
+    business) whose slots take person, location or organisation names, some of several
+    words and some ambiguous ("jordan" and "washington" are people and places), so a tag
+    depends on the context. Deterministic from `seed`.
+
+    Tasks:
+
+    - `entities` (token classification, 7 BIO tags: O, B-PER, I-PER, B-LOC, I-LOC,
+      B-ORG, I-ORG): one tag per token; -1 on padding, and on every token of an
+      `unlabelled_tags` fraction of the sentences.
+    - `topic` (multiclass, 4 classes): the template's topic.
+
+    Args:
+        seed: int, the seed of everything random.
+        num_train, num_validation, num_test: the sizes of the splits.
+        max_length: int >= 12, the padded length (sentences are at most 12 tokens).
+        unlabelled_tags: fraction in [0, 1) of sentences without entity tags.
+
+    Returns:
+        An `MTLData` with inputs int32 token ids `(n, max_length)` (0: padding, 1: unknown
+        word) and labels `entities` int32 `(n, max_length)` and `topic` int32 `(n,)`. Its
+        `info` holds `"sentences"` (split -> list of strings), `"vocabulary"` (a list:
+        word at its id), `"tag_names"`, `"topics"`, `"tasks"`, `"sizes"` and `"seed"`.
+
+    Example:
+
+    >>> data = keras_mtl.datasets.tagged_sentences(num_train=4, num_validation=0, num_test=2)
+    >>> (x, y), _, _ = data
+    >>> x.shape, y["entities"].shape, y["topic"].shape
+    ((4, 12), (4, 12), (4,))
+    >>> sentence = data.info["sentences"]["train"][0].split()
+    >>> [data.info["vocabulary"][i] for i in x[0, :len(sentence)]] == sentence
+    True
+    """
+    _check_int("seed", seed, minimum=0)
+    _check_int("num_train", num_train, minimum=1)
+    _check_int("num_validation", num_validation, minimum=0)
+    _check_int("num_test", num_test, minimum=1)
+    _check_int("max_length", max_length, minimum=12)
+    _check_fraction("unlabelled_tags", unlabelled_tags)
+
+    words = {"<pad>", "<unk>"}
+    for names in _ENTITIES.values():
+        for name in names:
+            words.update(name.split())
+    for templates in _TEMPLATES.values():
+        for template in templates:
+            words.update(w for w in template.split() if not w.startswith("{"))
+    vocabulary = ["<pad>", "<unk>"] + sorted(words - {"<pad>", "<unk>"})
+    ids = {word: i for i, word in enumerate(vocabulary)}
+
+    rng = np.random.default_rng(seed)
+    sizes = {"train": num_train, "validation": num_validation, "test": num_test}
+    splits, sentences = {}, {}
+    for split in _SPLITS:
+        n = sizes[split]
+        x = np.zeros((n, max_length), "int32")
+        tags = np.full((n, max_length), -1, "int32")
+        topics = rng.integers(0, len(_TOPICS), n).astype("int32")
+        sentences[split] = []
+        for i, topic in enumerate(topics):
+            templates = _TEMPLATES[_TOPICS[topic]]
+            tokens, token_tags = _fill_template(templates[rng.integers(len(templates))], rng)
+            sentences[split].append(" ".join(tokens))
+            x[i, :len(tokens)] = [ids[t] for t in tokens]
+            tags[i, :len(tokens)] = [_TAG_NAMES.index(t) for t in token_tags]
+        tags[rng.random(n) < unlabelled_tags] = -1
+        splits[split] = (x, {"entities": tags, "topic": topics})
+
+    tasks = [
+        Task("entities", "token_classification", num_classes=len(_TAG_NAMES),
+             class_names=list(_TAG_NAMES)),
+        Task("topic", "multiclass", num_classes=len(_TOPICS), class_names=list(_TOPICS)),
+    ]
+    info = {
+        "name": "tagged_sentences",
+        "tasks": {
+            "entities": "BIO tag of each token (persons, locations, organisations); -1 on "
+                        "padding and unlabelled sentences.",
+            "topic": "The sentence's topic: meeting, work, travel or business.",
+        },
+        "sizes": sizes,
+        "sentences": sentences,
+        "vocabulary": vocabulary,
+        "tag_names": list(_TAG_NAMES),
+        "topics": list(_TOPICS),
+        "seed": seed,
+    }
+    return MTLData(
+        train=splits["train"], validation=splits["validation"], test=splits["test"],
+        tasks=tasks, info=info,
+    )
+
+
+def _fill_template(template, rng):
+    tokens, tags = [], []
+    for word in template.split():
+        if word.startswith("{"):
+            entity = word[1:-1]
+            names = _ENTITIES[entity]
+            name = names[rng.integers(len(names))].split()
+            tokens += name
+            tags += [f"B-{entity}"] + [f"I-{entity}"] * (len(name) - 1)
+        else:
+            tokens.append(word)
+            tags.append("O")
+    return tokens, tags

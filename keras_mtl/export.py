@@ -47,7 +47,9 @@ def export_saved_model(
       probability exceeds the task's `threshold`) and, when the task has `class_names`,
       `<task>_labels` (string, `(batch, num_classes)`: the class name where predicted, `""`
       elsewhere).
-    - regression and custom tasks: the raw output only.
+    - segmentation and token classification tasks: the same outputs as a multiclass task,
+      for each pixel (shape `(batch, height, width)`) or token (`(batch, length)`).
+    - regression, dense regression and custom tasks: the raw output only.
 
     A classification head whose output activation is linear is taken to output logits: its
     raw output stays the logits and the post-processed forms use their sigmoid / softmax.

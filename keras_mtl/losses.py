@@ -30,17 +30,34 @@ def label_mask(y_true, missing_label):
 def _prepare(y_true, y_pred, missing_label, elementwise):
     """Returns `(y_true, mask)` with missing labels replaced by zero.
 
-    Element-wise labels (one per output unit) are reshaped to `y_pred`'s shape and masked per
-    entry; sparse labels (one class id per sample) are flattened to `(batch,)`.
+    Element-wise labels (one per output unit, `elementwise=True`) are reshaped to `y_pred`'s
+    shape and masked per entry; vector labels (`elementwise="vector"`: one label is the
+    whole last axis, e.g. a surface normal) are masked per vector, missing when any entry
+    is; sparse labels (one class id per sample, pixel or token) take `y_pred`'s shape
+    without its class axis.
     """
     y_true = ops.convert_to_tensor(y_true)
     if elementwise:
         y_true = ops.reshape(y_true, ops.shape(y_pred))
     else:
-        y_true = ops.reshape(y_true, (-1,))
-    mask = label_mask(y_true, missing_label)
-    y_true = ops.where(mask, y_true, ops.zeros_like(y_true))
+        y_true = ops.reshape(y_true, ops.shape(y_pred)[:-1])
+    mask = _mask(y_true, missing_label, elementwise)
+    fill = mask[..., None] if elementwise == "vector" else mask
+    y_true = ops.where(fill, y_true, ops.zeros_like(y_true))
     return y_true, mask
+
+
+def _mask(y_true, missing_label, elementwise):
+    mask = label_mask(y_true, missing_label)
+    return ops.all(mask, axis=-1) if elementwise == "vector" else mask
+
+
+def _broadcast_weight(sample_weight, rank):
+    """Per-example (or per-position) sample weights with trailing axes up to `rank`."""
+    sample_weight = ops.cast(sample_weight, "float32")
+    while len(sample_weight.shape) < rank:
+        sample_weight = ops.expand_dims(sample_weight, -1)
+    return sample_weight
 
 
 def _label_count(mask):
@@ -78,7 +95,9 @@ class MaskedLoss(keras.losses.Loss):
         missing_label: the value that marks a missing label (`"nan"` or `float("nan")` for
             NaN, a number such as -1, or None for no masking).
         elementwise: True when labels have one entry per output unit (binary, multilabel,
-            regression); False for one sparse class id per sample (multiclass).
+            regression, dense regression); False for one sparse class id per sample, pixel
+            or token (multiclass, segmentation, token classification); `"vector"` when one
+            label is the output's whole last axis (unit vectors), missing if any entry is.
 
     Example:
 
@@ -105,23 +124,26 @@ class MaskedLoss(keras.losses.Loss):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
 
     def __call__(self, y_true, y_pred, sample_weight=None):
+        if sample_weight is not None:
+            # Per-example weights of per-pixel or per-token losses weigh every position.
+            sample_weight = _broadcast_weight(sample_weight, len(y_pred.shape) - 1)
         # Labels keep their own dtype (NaN and -1 markers must survive until they are masked).
         return super().__call__(ops.convert_to_tensor(y_true), y_pred, sample_weight)
 
     def call(self, y_true, y_pred):
         y_true, mask = _prepare(y_true, y_pred, self.missing_label, self.elementwise)
-        if self.elementwise:
+        if self.elementwise is True:
             values = _unreduced(self.loss, y_true[..., None], y_pred[..., None])
         else:
             values = _unreduced(self.loss, y_true, y_pred)
         mask = ops.cast(mask, values.dtype)
         values = ops.where(mask > 0, values, ops.zeros_like(values))
-        if self.elementwise:
+        if self.elementwise is True:
             values = ops.sum(values, axis=-1)
-        # The base class divides by the batch size; scale so that the result is the mean over
-        # the labels that are present.
-        batch_size = ops.cast(ops.shape(values)[0], values.dtype)
-        return values * batch_size / _label_count(mask)
+        # The base class divides by the number of values (examples, pixels or tokens);
+        # scale so that the result is the mean over the labels that are present.
+        size = ops.cast(ops.prod(ops.shape(values)), values.dtype)
+        return values * size / _label_count(mask)
 
     def get_config(self):
         config = super().get_config()
@@ -175,14 +197,15 @@ class MaskedMetric(keras.metrics.Metric):
         y_true, mask = _prepare(y_true, y_pred, self.missing_label, self.elementwise)
         weight = ops.cast(mask, "float32")
         if sample_weight is not None:
-            sample_weight = ops.cast(sample_weight, "float32")
-            if self.elementwise and len(sample_weight.shape) < len(weight.shape):
-                sample_weight = ops.expand_dims(sample_weight, -1)
-            weight = weight * sample_weight
-        if self.elementwise:
+            weight = weight * _broadcast_weight(sample_weight, len(weight.shape))
+        # One row per label: an entry, a vector, or a class id with its row of scores.
+        if self.elementwise is True:
             y_true = ops.reshape(y_true, (-1, 1))
             y_pred = ops.reshape(y_pred, (-1, 1))
-            weight = ops.reshape(ops.broadcast_to(weight, ops.shape(mask)), (-1,))
+        else:
+            y_true = ops.reshape(y_true, (-1,) + ((y_true.shape[-1],) if self.elementwise else ()))
+            y_pred = ops.reshape(y_pred, (-1, y_pred.shape[-1]))
+        weight = ops.reshape(ops.broadcast_to(weight, ops.shape(mask)), (-1,))
         self.metric.update_state(y_true, y_pred, sample_weight=weight)
 
     def result(self):
@@ -205,6 +228,117 @@ class MaskedMetric(keras.metrics.Metric):
         config = dict(config)
         config["metric"] = keras.saving.deserialize_keras_object(config["metric"])
         return cls(**config)
+
+
+# === Losses and metrics of dense tasks ===
+
+
+@keras.saving.register_keras_serializable(package="keras_mtl")
+def cosine_distance(y_true, y_pred):
+    """`1 - cos(y_true, y_pred)` along the last axis: 0 for the same direction, 2 opposite.
+
+    Example:
+
+    >>> import numpy as np
+    >>> keras_mtl.losses.cosine_distance(np.array([[0.0, 1.0]]), np.array([[0.0, 3.0]])).numpy()
+    array([0.], dtype=float32)
+    """
+    y_true = ops.cast(y_true, "float32")
+    y_pred = ops.cast(y_pred, "float32")
+    return 1.0 - ops.sum(_unit(y_true) * _unit(y_pred), axis=-1)
+
+
+@keras.saving.register_keras_serializable(package="keras_mtl")
+def angular_error(y_true, y_pred):
+    """The angle between `y_true` and `y_pred` along the last axis, in degrees.
+
+    Example:
+
+    >>> import numpy as np
+    >>> keras_mtl.losses.angular_error(np.array([[0.0, 1.0]]), np.array([[1.0, 0.0]])).numpy()
+    array([90.], dtype=float32)
+    """
+    cosine = 1.0 - cosine_distance(y_true, y_pred)
+    return ops.arccos(ops.clip(cosine, -1.0, 1.0)) * (180.0 / math.pi)
+
+
+@keras.saving.register_keras_serializable(package="keras_mtl")
+def relative_error(y_true, y_pred):
+    """`|y_true - y_pred| / |y_true|` per entry, averaged over the last axis.
+
+    Labels must be non-zero (depths are); a zero label counts as a tiny positive one.
+
+    Example:
+
+    >>> import numpy as np
+    >>> keras_mtl.losses.relative_error(np.array([[2.0]]), np.array([[1.5]])).numpy()
+    array([0.25], dtype=float32)
+    """
+    y_true = ops.cast(y_true, "float32")
+    y_pred = ops.cast(y_pred, "float32")
+    return ops.mean(
+        ops.abs(y_true - y_pred) / ops.maximum(ops.abs(y_true), keras.config.epsilon()), axis=-1
+    )
+
+
+def _unit(x):
+    return x / ops.maximum(ops.sqrt(ops.sum(x * x, axis=-1, keepdims=True)), 1e-12)
+
+
+@keras.saving.register_keras_serializable(package="keras_mtl")
+class MacroF1(keras.metrics.Metric):
+    """Macro-averaged F1 of class ids against the argmax of scores.
+
+    Accumulates each class's true positives, false positives and false negatives (weighted
+    by `sample_weight`, 0 for a missing label) and averages `2 TP / (2 TP + FP + FN)` over
+    the classes that occur, as labels or predictions, in the data seen so far (as
+    scikit-learn's `f1_score(average="macro")` does).
+
+    Args:
+        num_classes: the number of classes.
+        name: the name in the logs.
+
+    Example:
+
+    >>> import numpy as np
+    >>> f1 = keras_mtl.losses.MacroF1(3)
+    >>> f1.update_state(np.array([0, 1, 1]), np.eye(3)[[0, 1, 0]])
+    >>> round(float(f1.result()), 4)  # class 0: 2/3, class 1: 2/3
+    0.6667
+    """
+
+    def __init__(self, num_classes, name="macro_f1", dtype=None):
+        super().__init__(name=name, dtype=dtype)
+        self.num_classes = num_classes
+        shape = (num_classes,)
+        self.true_positives = self.add_variable(shape=shape, initializer="zeros", name="tp")
+        self.false_positives = self.add_variable(shape=shape, initializer="zeros", name="fp")
+        self.false_negatives = self.add_variable(shape=shape, initializer="zeros", name="fn")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        y_true = ops.reshape(ops.cast(y_true, "int32"), (-1,))
+        y_pred = ops.reshape(y_pred, (-1, self.num_classes))
+        true = ops.one_hot(y_true, self.num_classes, dtype="float32")
+        predicted = ops.one_hot(ops.argmax(y_pred, axis=-1), self.num_classes, dtype="float32")
+        weight = ops.ones_like(true[:, :1])
+        if sample_weight is not None:
+            weight = ops.reshape(ops.cast(sample_weight, "float32"), (-1, 1))
+        self.true_positives.assign_add(ops.sum(true * predicted * weight, axis=0))
+        self.false_positives.assign_add(ops.sum((1.0 - true) * predicted * weight, axis=0))
+        self.false_negatives.assign_add(ops.sum(true * (1.0 - predicted) * weight, axis=0))
+
+    def result(self):
+        tp, fp, fn = self.true_positives, self.false_positives, self.false_negatives
+        occurs = ops.cast(tp + fp + fn > 0, "float32")
+        f1 = ops.divide_no_nan(2.0 * tp, 2.0 * tp + fp + fn)
+        return ops.divide_no_nan(ops.sum(f1 * occurs), ops.sum(occurs))
+
+    def reset_state(self):
+        for variable in (self.true_positives, self.false_positives, self.false_negatives):
+            variable.assign(ops.zeros_like(variable))
+
+    def get_config(self):
+        return {"num_classes": self.num_classes, "name": self.name, "dtype": self.dtype}
 
 
 # === The logged losses ===
@@ -240,7 +374,10 @@ def label_count(loss, y_true, y_pred):
     """How many labels `loss` averaged over for this batch (float32 scalar): the labels
     present for a `MaskedLoss` (entries, for element-wise labels), else the batch size."""
     if isinstance(loss, MaskedLoss):
-        mask = label_mask(ops.convert_to_tensor(y_true), loss.missing_label)
+        y_true = ops.convert_to_tensor(y_true)
+        if loss.elementwise == "vector":
+            y_true = ops.reshape(y_true, ops.shape(y_pred))
+        mask = _mask(y_true, loss.missing_label, loss.elementwise)
         return ops.sum(ops.cast(mask, "float32"))
     return ops.cast(ops.shape(y_pred)[0], "float32")
 

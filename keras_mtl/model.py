@@ -439,6 +439,14 @@ def _check_int(name, value, minimum):
         )
 
 
+def _image_size(inputs):
+    """The `(height, width)` of a model's one image input, or None."""
+    if not isinstance(inputs, keras.KerasTensor) or len(inputs.shape) != 4:
+        return None
+    size = tuple(inputs.shape[1:3])
+    return None if None in size else size
+
+
 def resolve_optimizer(optimizer, learning_rate):
     """`optimizer`, built with `learning_rate` when one is given (then it must be a name)."""
     if learning_rate is None:
@@ -504,7 +512,10 @@ def build_mtl_model(
         weights: pretrained weights of a `keras.applications` backbone (e.g. `"imagenet"`,
             which downloads, or a local file).
         hub_options: keyword arguments for `keras_mtl.HubLayer` (signature, output_key, ...).
-        pool_features: pool a feature map to a vector (global average) before sharing.
+        pool_features: pool a feature map to a vector (global average) before sharing. With
+            dense tasks (segmentation, dense regression, token classification) the sharing
+            strategy works on the map or sequence, which the dense heads read, and each
+            vector task's head pools it (layer `<task>_pool`).
         compile: compile the model with each task's loss, metrics and loss weight.
         optimizer: the optimizer for `compile` (name, config or instance).
         learning_rate: the learning rate, when `optimizer` is a name.
@@ -555,13 +566,19 @@ def build_mtl_model(
         trainable=trainable_backbone,
         hub_options=hub_options,
     )
-    if pool_features:
+    if pool_features and not any(task.is_dense for task in tasks):
         features = backbones.pool_features(
             features, flatten=backbones.is_inputs_only(backbone)
         )
     task_features = strategy(features)
     check_names_free(tasks, keras.Model(inputs, task_features).layers)
-    outputs = {task.name: task.build_head(task_features[task.name]) for task in tasks}
+    input_size = _image_size(inputs)
+    outputs = {
+        task.name: task.build_head(
+            task_features[task.name], input_size=input_size, pool=pool_features
+        )
+        for task in tasks
+    }
     model = MTLModel(
         inputs=inputs,
         outputs=outputs,
@@ -687,7 +704,11 @@ def add_task(
 
     # === Functional Model ===
     outputs = {name: copy.output[name] for name in copy.task_names}
-    outputs[task.name] = task.build_head(features)
+    outputs[task.name] = task.build_head(
+        features,
+        input_size=_image_size(copy.input),
+        pool=any(t.is_dense for t in model.tasks),
+    )
     if weighting is None:
         weighting = weighting_module.get(keras.saving.serialize_keras_object(model.weighting))
     new_model = MTLModel(

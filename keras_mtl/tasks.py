@@ -6,7 +6,7 @@ import numbers
 
 import keras
 
-from keras_mtl import errors, kinds
+from keras_mtl import backbones, errors, kinds
 from keras_mtl.kinds.base import clone as _clone
 from keras_mtl.losses import MaskedLoss, MaskedMetric
 
@@ -35,8 +35,10 @@ class Task:
             its labels in `fit`, and its entries in the logs (`val_<name>_loss`).
         kind: the name of a registered kind (`keras_mtl.kinds.names()`): `"binary"`,
             `"multiclass"` (needs `num_classes`), `"multilabel"` (needs `num_classes`),
-            `"regression"` (`units`, default 1) or `"custom"` (give `loss`, and
-            `head_layers` and/or `units`).
+            `"regression"` (`units`, default 1), `"custom"` (give `loss`, and
+            `head_layers` and/or `units`), or the dense kinds `"segmentation"`
+            (`num_classes`), `"dense_regression"` (`units`) and `"token_classification"`
+            (`num_classes`), which predict per pixel or per token.
         num_classes: number of classes of a `multiclass` or `multilabel` task.
         units: output size of a `regression` or `custom` task.
         head_units: widths of the task's own hidden Dense layers, between the shared features
@@ -58,8 +60,9 @@ class Task:
         threshold: decision threshold of a binary or multilabel task, used when exporting.
         head_layers: for a `custom` task, Keras layers applied in order after the hidden head
             layers; if `units` is given a final Dense layer follows them.
-        **options: arguments that only the task's kind takes (its `TaskKind.options`; none
-            for the kinds above).
+        **options: arguments that only the task's kind takes (its `TaskKind.options`):
+            `output_size` for segmentation and dense regression, `normalize` for dense
+            regression.
 
     Example:
 
@@ -231,8 +234,9 @@ class Task:
 
     @property
     def elementwise_labels(self):
-        """True when labels have one entry per output unit, False for sparse class ids."""
-        return not self.kind_object.sparse_labels
+        """True when labels have one entry per output unit, False for sparse class ids,
+        `"vector"` when one label is a whole output vector (masked as one)."""
+        return self.kind_object.elementwise(self)
 
     def build_loss(self):
         """A fresh Keras loss for this task, ignoring missing labels."""
@@ -264,9 +268,38 @@ class Task:
             built.append(metric)
         return built
 
-    def build_head(self, features):
-        """Applies fresh head layers to `features`; the output layer is named `self.name`."""
-        return self.kind_object.build_head(self, features)
+    def build_head(self, features, input_size=None, pool=False):
+        """Applies fresh head layers to `features`; the output layer is named `self.name`.
+
+        Args:
+            features: the tensor the head reads.
+            input_size: the `(height, width)` of the model's input, which a dense head
+                resizes its output to unless the task gives `output_size`.
+            pool: pool a feature map or sequence to a vector first (layer `<name>_pool`),
+                for a kind that reads vectors.
+        """
+        kind = self.kind_object
+        rank = len(features.shape)
+        if kind.head_input == "vector":
+            if pool and rank > 2:
+                features = backbones.pool_features(features, name=f"{self.name}_pool")
+            return kind.build_head(self, features)
+        expected = {"feature_map": 4, "sequence": 3}[kind.head_input]
+        if rank != expected:
+            layout = ("a feature map (batch, height, width, channels)" if expected == 4
+                      else "a sequence (batch, length, channels)")
+            self._fail(
+                f"a {self.kind!r} head reads {layout}, but the backbone (after the sharing "
+                f"strategy) gives features of shape {tuple(features.shape)}. Use a backbone "
+                f"whose output keeps its {'spatial' if expected == 4 else 'sequence'} axes.",
+                errors.BackboneError,
+            )
+        return kind.build_head(self, features, input_size=input_size)
+
+    @property
+    def is_dense(self):
+        """Whether the task predicts per pixel or per token (its head reads a map or sequence)."""
+        return self.kind_object.head_input != "vector"
 
     # === Config ===
 

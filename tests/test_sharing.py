@@ -47,7 +47,7 @@ def _mtl_data(names=TASKS, n=64, dim=8, seed=0):
 
 
 def test_registry_names_and_lookup():
-    assert sharing.names() == ["cross_stitch", "hard", "mmoe", "ple", "soft"]
+    assert sharing.names() == ["cross_stitch", "hard", "mmoe", "mtan", "ple", "soft"]
     for name, cls in [("soft", sharing.Soft), ("cross_stitch", sharing.CrossStitch),
                       ("mmoe", sharing.MMoE), ("ple", sharing.PLE), ("MMoE", sharing.MMoE)]:
         assert type(sharing.get(name)) is cls

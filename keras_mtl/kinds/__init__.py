@@ -12,11 +12,18 @@ from keras_mtl import _registry, errors
 from keras_mtl.kinds.base import TaskKind
 from keras_mtl.kinds.binary import Binary
 from keras_mtl.kinds.custom import Custom
+from keras_mtl.kinds.dense_regression import DenseRegression
 from keras_mtl.kinds.multiclass import Multiclass
 from keras_mtl.kinds.multilabel import Multilabel
 from keras_mtl.kinds.regression import Regression
+from keras_mtl.kinds.segmentation import Segmentation
+from keras_mtl.kinds.token_classification import TokenClassification
 
-_REGISTRY = {kind.name: kind for kind in (Binary, Multiclass, Multilabel, Regression, Custom)}
+_REGISTRY = {
+    kind.name: kind
+    for kind in (Binary, Multiclass, Multilabel, Regression, Custom, Segmentation,
+                 DenseRegression, TokenClassification)
+}
 
 
 def names():
@@ -93,10 +100,13 @@ def register(kind_class):
 __all__ = [
     "Binary",
     "Custom",
+    "DenseRegression",
     "Multiclass",
     "Multilabel",
     "Regression",
+    "Segmentation",
     "TaskKind",
+    "TokenClassification",
     "get",
     "names",
     "register",

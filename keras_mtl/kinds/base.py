@@ -36,9 +36,11 @@ class TaskKind:
     - `missing_label`: the default marker of a missing label: a number, `"nan"` or None.
     - `sparse_labels`: False when labels have one entry per output unit (each entry masked
       on its own); True when a label is one integer class id for the whole output vector.
-    - `head_input`: what the head reads: `"vector"` (the pooled features; every kind
-      here). Dense kinds read a feature map (`"feature_map"`) or a sequence (`"sequence"`)
-      and keep its spatial or sequence axes.
+    - `head_input`: what the head reads: `"vector"` (the pooled features), or, for dense
+      kinds, a feature map `(batch, height, width, channels)` (`"feature_map"`) or a
+      sequence `(batch, length, channels)` (`"sequence"`), whose spatial or sequence axes
+      the head keeps. A dense kind's `build_head` takes `input_size`, the `(height, width)`
+      of the model's input (None when unknown), to resize its output to.
     - `classification`: whether the loss is a cross-entropy over classes (Uncertainty
       weighting scales such losses by 1, squared errors by 1/2).
     - `probability_activation`: the activation whose outputs are probabilities (`"sigmoid"`,
@@ -147,6 +149,11 @@ class TaskKind:
     def default_metrics(self, task):
         """The metric names of a task that gives none."""
         return list(self.metrics)
+
+    def elementwise(self, task):
+        """How labels are masked: True per entry, False per sparse class id, `"vector"` per
+        vector along the last axis (see `keras_mtl.losses.MaskedLoss`)."""
+        return not self.sparse_labels
 
     def build_metric_alias(self, task, name):
         """A fresh kind-specific metric for the name `name`, or None if it is not an alias."""

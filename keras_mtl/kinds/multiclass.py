@@ -64,16 +64,20 @@ class Multiclass(TaskKind):
         return self._class_outputs(task, class_id, tf.reduce_max(probabilities, axis=-1))
 
     def constant_prediction(self, task, labels):
-        ids = labels.reshape(len(labels), -1)[:, 0]
+        return self._constant_from_ids(task, labels.reshape(len(labels), -1)[:, 0], ())
+
+    def _constant_from_ids(self, task, ids, shape):
+        """Smoothed class frequencies of the present ids in `ids`, repeated over `shape`
+        (the pixels or tokens of one example), as the task's outputs."""
         ids = ids[present_labels(ids, task.resolved_missing_label)]
         if len(ids) == 0:
             raise errors.LabelError(f"Task {task.name!r} has no labels in the data.")
         units = task.num_classes
         counts = np.bincount(ids.astype("int64"), minlength=units)[:units]
-        p = (counts + 1.0) / (counts.sum() + units)
+        p = np.broadcast_to((counts + 1.0) / (counts.sum() + units), tuple(shape) + (units,))
         activation = self.activation_name(task)
         if activation == "softmax":
-            return p
+            return p.copy()
         if activation == "linear":
             return np.log(p)
         return None

@@ -15,6 +15,7 @@ from keras_mtl.sharing.inspect import (
     soft_sharing_distance,
 )
 from keras_mtl.sharing.mmoe import MMoE
+from keras_mtl.sharing.mtan import MTAN
 from keras_mtl.sharing.ple import PLE
 from keras_mtl.sharing.soft import Soft
 
@@ -24,6 +25,7 @@ _REGISTRY = {
     "cross_stitch": CrossStitch,
     "mmoe": MMoE,
     "ple": PLE,
+    "mtan": MTAN,
 }
 
 
@@ -54,6 +56,7 @@ __all__ = [
     "CrossStitch",
     "Hard",
     "MMoE",
+    "MTAN",
     "PLE",
     "SharingStrategy",
     "Soft",

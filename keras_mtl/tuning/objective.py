@@ -57,7 +57,7 @@ def _to_numpy_labels(value):
 
 
 def _constant_prediction(task, labels):
-    """The best constant prediction for `task` from `labels`, shape `(output_units,)`."""
+    """The best constant prediction for `task` from `labels`, shaped as one example's output."""
     try:
         constant = task.kind_object.constant_prediction(task, _to_numpy_labels(labels))
     except errors.LabelError as e:
@@ -110,7 +110,8 @@ def prior_reference(tasks, y_train, y_eval=None):
                 )
         constant = _constant_prediction(task, y_train[task.name])
         target = _to_numpy_labels(y_eval[task.name])
-        prediction = np.tile(constant.astype("float32"), (len(target), 1))
+        constant = constant.astype("float32")
+        prediction = np.broadcast_to(constant, (len(target),) + constant.shape)
         if task.elementwise_labels:
             target = target.astype("float32").reshape(prediction.shape)
         value = float(keras.ops.convert_to_numpy(task.build_loss()(target, prediction)))
