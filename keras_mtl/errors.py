@@ -39,3 +39,7 @@ class HubHandleError(KerasMTLError, ValueError):
 
 class ExportError(KerasMTLError, ValueError):
     """A model cannot be exported, or an export would overwrite existing files."""
+
+
+class EpisodeError(KerasMTLError, ValueError):
+    """Episodes or support sets for meta-learning have the wrong structure or shapes."""
