@@ -185,11 +185,11 @@ class MetaLearner(keras.Model):
         """The compiled loss of one task's labels and predictions (a scalar)."""
         if None in self._loss_fns:
             fn, _ = self._loss_fns[None]
-            return keras.ops.cast(fn(y, y_pred), "float32")
+            return _at_least_float32(fn(y, y_pred))
         total = 0.0
         for name, (fn, weight) in self._loss_fns.items():
             if name in y:
-                total += weight * keras.ops.cast(fn(y[name], y_pred[name]), "float32")
+                total += weight * _at_least_float32(fn(y[name], y_pred[name]))
         return total
 
     def _current_values(self):
@@ -247,7 +247,8 @@ class MetaLearner(keras.Model):
             The adapted values per task, the mean query loss after adaptation, the mean
             support loss before it, the query labels and predictions with the tasks stacked.
         """
-        (x_support, y_support), (x_query, y_query) = data
+        support, query, _ = keras.utils.unpack_x_y_sample_weight(data)
+        (x_support, y_support), (x_query, y_query) = support, query
         y_support = self._labels(y_support)
         y_query = self._labels(y_query)
         num_tasks = _static_tasks(x_support)
@@ -458,8 +459,10 @@ class MetaLearner(keras.Model):
         self._check_support(x_support, y_support)
         values = self.adapted_values(x_support, y_support, steps)
         adapted = copy_model(self.model)
-        for variable, value in zip(adapted.trainable_variables, values):
-            variable.assign(value)
+        # The copy's variables come in the model's order; which are trainable may not.
+        position = {id(v): i for i, v in enumerate(self.model.variables)}
+        for variable, value in zip(self.model.trainable_variables, values):
+            adapted.variables[position[id(variable)]].assign(value)
         return adapted
 
     def _check_support(self, x, y):
@@ -567,6 +570,8 @@ def copy_model(model):
 
     copy = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(model))
     copy.set_weights(model.get_weights())
+    for original, layer in zip(model.layers, copy.layers):
+        layer.trainable = original.trainable
     if isinstance(copy, MTLModel):
         copy.compile()
     return copy
@@ -585,6 +590,13 @@ def _is_functional(model):
         return model.output is not None
     except (AttributeError, ValueError):
         return False
+
+
+def _at_least_float32(value):
+    """A loss in float32 under mixed precision, float64 kept for float64 models."""
+    if keras.backend.standardize_dtype(value.dtype) in ("float16", "bfloat16"):
+        return keras.ops.cast(value, "float32")
+    return value
 
 
 def _static_tasks(x):
@@ -627,6 +639,9 @@ def _build_metric(spec, loss):
         return cls(name="accuracy")
     metric = keras.metrics.get(spec)
     if isinstance(metric, keras.metrics.Metric):
+        # Logged under the name given, as `compile` does ("mae", not "mean_absolute_error").
+        if isinstance(spec, str):
+            metric = type(metric).from_config(dict(metric.get_config(), name=spec))
         return metric
     name = spec if isinstance(spec, str) else getattr(metric, "__name__", "metric")
     return keras.metrics.MeanMetricWrapper(metric, name=name)
