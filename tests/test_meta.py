@@ -208,7 +208,7 @@ def test_learner_saves_and_reloads_in_safe_mode(make, tmp_path):
     learner = make(_tiny())
     learner.compile(optimizer="adam", loss="mse")
     episodes = keras_mtl.datasets.sinusoid_tasks().episodes(2, shots=3, query_size=3, seed=0)
-    learner.fit(episodes, epochs=1, steps_per_epoch=2, verbose=0)
+    learner.fit(episodes, epochs=1, steps_per_epoch=1, verbose=0)
     path = str(tmp_path / "learner.keras")
     learner.save(path)
     loaded = keras.saving.load_model(path, safe_mode=True)
@@ -222,8 +222,7 @@ def test_learner_saves_and_reloads_in_safe_mode(make, tmp_path):
     (x_s, y_s), _ = _batch()
     np.testing.assert_allclose(loaded.adapt(x_s[0], y_s[0]).predict(x, verbose=0),
                                learner.adapt(x_s[0], y_s[0]).predict(x, verbose=0), rtol=1e-5)
-    history = loaded.fit(episodes, epochs=1, steps_per_epoch=1, verbose=0)
-    assert np.isfinite(history.history["loss"][0])
+    assert loaded.optimizer.iterations.numpy() == 1
 
 
 # === Training with fit ===
@@ -397,8 +396,8 @@ def test_bad_episodes_fail_before_training():
     for data, message in cases:
         with pytest.raises(errors.EpisodeError, match=message):
             learner.fit(data, epochs=1, verbose=0)
-    with pytest.raises(errors.EpisodeError, match="fixed number of tasks"):
-        learner.fit((z((4, 3, 1)), z((4, 3, 1))), (z((4, 3, 1)), z((4, 3, 1))), verbose=0)
+    with pytest.raises(errors.EpisodeError, match="disagree"):
+        learner.fit((z((4, 3, 1)), z((4, 3, 1))), (z((4, 3, 2)), z((4, 3, 1))), verbose=0)
     for got, want in zip(_weights(learner.model), before):
         np.testing.assert_array_equal(got, want)
 

@@ -243,33 +243,49 @@ class MetaLearner(keras.Model):
     def adapt_tasks(self, data, *, first_order, training):
         """Adapts to every task of a meta-batch.
 
+        The tasks run one after the other in a `tf.map_fn` loop: the train step is traced
+        once whatever the meta-batch size, and the gradient tape goes through the loop.
+
         Returns:
-            The adapted values per task, the mean query loss after adaptation, the mean
-            support loss before it, the query labels and predictions with the tasks stacked.
+            The adapted values (one tensor per trainable variable, the tasks stacked), the
+            mean query loss after adaptation, the mean support loss before it, and the query
+            labels and predictions with the tasks stacked.
         """
         support, query, _ = keras.utils.unpack_x_y_sample_weight(data)
         (x_support, y_support), (x_query, y_query) = support, query
         y_support = self._labels(y_support)
         y_query = self._labels(y_query)
-        num_tasks = _static_tasks(x_support)
         values, non_trainable = self._current_values()
-        adapted, query_losses, support_losses, predictions = [], [], [], []
-        for t in range(num_tasks):
-            task = lambda tree: keras.tree.map_structure(lambda v: v[t], tree)  # noqa: E731
+
+        def one_task(task):
+            x_s, y_s, x_q, y_q = task
             task_values, support_loss = self.inner_loop(
-                values, non_trainable, task(x_support), task(y_support), self.inner_steps,
+                values, non_trainable, x_s, y_s, self.inner_steps,
                 first_order=first_order, training=training,
             )
-            query_loss, y_pred = self.loss_at(
-                task_values, non_trainable, task(x_query), task(y_query), training=training
-            )
-            adapted.append(task_values)
-            query_losses.append(query_loss)
-            support_losses.append(support_loss)
-            predictions.append(y_pred)
-        query_loss = keras.ops.mean(keras.ops.stack(query_losses))
-        support_loss = keras.ops.mean(keras.ops.stack(support_losses))
-        y_pred = keras.tree.map_structure(lambda *p: keras.ops.stack(p), *predictions)
+            query_loss, y_pred = self.loss_at(task_values, non_trainable, x_q, y_q,
+                                              training=training)
+            return task_values, loss_dtype(query_loss), loss_dtype(support_loss), y_pred
+
+        dtype = values[0].dtype
+        loss_dtype = lambda v: tf.cast(v, dtype)  # noqa: E731
+        query_inputs = keras.tree.map_structure(
+            lambda v: keras.KerasTensor(tuple(v.shape[1:]), v.dtype.name), x_query
+        )
+        signature = (
+            [tf.TensorSpec(v.shape, v.dtype) for v in values],
+            tf.TensorSpec((), dtype),
+            tf.TensorSpec((), dtype),
+            keras.tree.map_structure(
+                lambda o: tf.TensorSpec(o.shape, o.dtype),
+                self.model.compute_output_spec(query_inputs),
+            ),
+        )
+        adapted, query_losses, support_losses, y_pred = tf.map_fn(
+            one_task, (x_support, y_support, x_query, y_query), fn_output_signature=signature
+        )
+        query_loss = keras.ops.mean(query_losses)
+        support_loss = keras.ops.mean(support_losses)
         return adapted, query_loss, support_loss, y_query, y_pred
 
     # === Steps ===
@@ -355,27 +371,14 @@ class MetaLearner(keras.Model):
                 f"y_query))`, each with a leading tasks axis, as "
                 f"`keras_mtl.meta.TaskDistribution.episodes()` does. Received: {spec!r}"
             ) from None
-        if not isinstance(x, tf.data.Dataset):
-            raise errors.EpisodeError(
-                f"`{argument}` must be a tf.data.Dataset of episodes with a fixed number of "
-                "tasks per meta-batch (`TaskDistribution.episodes()`, or your own dataset "
-                "batched with `drop_remainder=True`); arrays are batched by Keras with a last "
-                "partial batch. Received arrays."
-            )
         parts = {"x_support": x_support, "y_support": y_support,
                  "x_query": x_query, "y_query": y_query}
         shapes = {
             key: [tuple(s.shape) for s in keras.tree.flatten(value)]
             for key, value in parts.items()
         }
-        tasks = {s[0] for shape in shapes.values() for s in shape}
-        if None in tasks:
-            raise errors.EpisodeError(
-                f"The episodes of `{argument}` must have a fixed number of tasks per "
-                "meta-batch (batch them with `drop_remainder=True`). Received shapes "
-                f"{shapes}"
-            )
-        if len(tasks) != 1:
+        tasks = {s[0] for shape in shapes.values() for s in shape} - {None}
+        if len(tasks) > 1:
             raise errors.EpisodeError(
                 f"The support and query sets of `{argument}` must have the same number of "
                 f"tasks (the leading axis). Received shapes {shapes}"
@@ -597,16 +600,6 @@ def _at_least_float32(value):
     if keras.backend.standardize_dtype(value.dtype) in ("float16", "bfloat16"):
         return keras.ops.cast(value, "float32")
     return value
-
-
-def _static_tasks(x):
-    size = keras.tree.flatten(x)[0].shape[0]
-    if size is None:
-        raise errors.EpisodeError(
-            "The episodes must have a fixed number of tasks per meta-batch (batch them with "
-            "`drop_remainder=True`)."
-        )
-    return size
 
 
 def _as_list(value):

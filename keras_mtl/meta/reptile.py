@@ -47,8 +47,7 @@ class Reptile(MetaLearner):
         )
         variables = self.model.trainable_variables
         grads = []
-        for i, variable in enumerate(variables):
-            mean = keras.ops.mean(keras.ops.stack([values[i] for values in adapted]), axis=0)
-            grads.append(keras.ops.convert_to_tensor(variable.value) - mean)
+        for variable, values in zip(variables, adapted):
+            grads.append(keras.ops.convert_to_tensor(variable.value) - keras.ops.mean(values, 0))
         self.apply_gradients(grads, variables)
         return query_loss, support_loss, y_query, y_pred
