@@ -11,7 +11,7 @@ Three tables, side by side in one run:
 
 Run:
 
-    python benchmarks/meta_learning.py            # the README numbers (~15-25 min on 2 cores)
+    python benchmarks/meta_learning.py            # the README numbers (~30 min on 2 shared cores)
     python benchmarks/meta_learning.py --quick    # a smoke run
 """
 
@@ -168,12 +168,12 @@ def pivot(table, metric):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a smoke run, minutes")
-    parser.add_argument("--sinusoid-steps", type=int, default=3000)
-    parser.add_argument("--digits-steps", type=int, default=1500)
+    parser.add_argument("--sinusoid-steps", type=int, default=2000)
+    parser.add_argument("--digits-steps", type=int, default=500)
     args = parser.parse_args()
     sin_steps = 100 if args.quick else args.sinusoid_steps
     digit_steps = 50 if args.quick else args.digits_steps
-    num_tasks = 20 if args.quick else 200
+    num_tasks = 20 if args.quick else 100
 
     print(f"== Sinusoid regression: query MSE on {num_tasks} new tasks (50 query points), "
           f"{sin_steps} meta-steps of 25 tasks ==")

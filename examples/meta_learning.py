@@ -55,7 +55,8 @@ def sinusoids(output_dir, meta_steps):
         tasks.episodes(meta_batch_size=25, shots=5, query_size=10, seed=0),
         epochs=4,
         steps_per_epoch=meta_steps // 4,
-        validation_data=tasks.split("val").episodes(25, 5, 10, seed=1, num_batches=4),
+        validation_data=tasks.split("val").episodes(25, 5, 10, seed=1),
+        validation_steps=4,
         verbose=2,
     )
     baseline = keras_mtl.meta.pooled_baseline(mlp((1,), 40, 1), tasks, loss="mse", epochs=20)
