@@ -1,6 +1,7 @@
 """keras_mtl: multi-task learning models in Keras 3."""
 
 from keras_mtl import datasets, errors, losses, sharing, structure, tuning, weighting
+from keras_mtl import meta
 from keras_mtl.export import export_saved_model, load_task_specs
 from keras_mtl.hub import HubLayer
 from keras_mtl.model import MTLModel, add_task, build_mtl_model
@@ -24,6 +25,7 @@ __all__ = [
     "export_saved_model",
     "load_task_specs",
     "losses",
+    "meta",
     "sharing",
     "structure",
     "tuning",

@@ -755,3 +755,83 @@ def _fill_template(template, rng):
             tokens.append(word)
             tags.append("O")
     return tokens, tags
+
+
+# === Task distributions for meta-learning ===
+
+# Classes of few_shot_digits per split: 10 digits x 4 rotations = 40 classes.
+_FEW_SHOT_SPLIT_SIZES = {"train": 24, "val": 8, "test": 8}
+
+
+def sinusoid_tasks(*, amplitude=(0.1, 5.0), phase=(0.0, np.pi), x_range=(-5.0, 5.0), seed=0):
+    """The MAML paper's sinusoid regression tasks, as a `keras_mtl.meta.TaskDistribution`.
+
+    A task is `y = amplitude * sin(x - phase)` with amplitude in [0.1, 5], phase in [0, pi];
+    its examples have `x` uniform in [-5, 5]. Inputs and labels are float32 `(n, 1)`.
+
+    Args:
+        amplitude: `(low, high)` of the uniform amplitude.
+        phase: `(low, high)` of the uniform phase.
+        x_range: `(low, high)` of the uniform inputs.
+        seed: integer >= 0.
+
+    Returns:
+        A `keras_mtl.meta.SinusoidTasks` over the "train" split (`.split("test")` for the
+        others, drawn from separate random streams).
+
+    Example:
+
+    >>> tasks = keras_mtl.datasets.sinusoid_tasks()
+    >>> (x_s, y_s), (x_q, y_q) = next(iter(tasks.episodes(25, shots=5, query_size=10, seed=0)))
+    >>> tuple(x_s.shape), tuple(y_q.shape)
+    ((25, 5, 1), (25, 10, 1))
+
+    Reference:
+        - [Finn, Abbeel, Levine, Model-Agnostic Meta-Learning for Fast Adaptation of Deep
+          Networks, ICML 2017](https://arxiv.org/abs/1703.03400) (section 5.1)
+    """
+    from keras_mtl.meta import SinusoidTasks
+
+    return SinusoidTasks(amplitude=amplitude, phase=phase, x_range=x_range, seed=seed)
+
+
+def few_shot_digits(ways=5, *, seed=0):
+    """N-way K-shot classification from scikit-learn's 8x8 digits, with rotated classes.
+
+    As Omniglot is augmented, each digit at each rotation by 0, 90, 180 and 270 degrees is
+    its own class: 40 classes of about 180 images each (1,797 images x 4, no download).
+    The classes are split once, from `seed`, into 24 train, 8 val and 8 test classes, so
+    no class of the test split was seen in meta-training. Each task draws `ways` classes of
+    its split and labels them 0..ways-1 in a random order, afresh for every task.
+
+    Args:
+        ways: integer from 2 to 8, classes per task.
+        seed: integer >= 0, the seed of the class split.
+
+    Returns:
+        A `keras_mtl.meta.FewShotClassification` over the "train" split. Inputs are
+        float32 images `(n, 8, 8, 1)` in [0, 1]; labels int32 `(n,)`.
+
+    Example:
+
+    >>> tasks = keras_mtl.datasets.few_shot_digits(ways=5)
+    >>> (x_s, y_s), (x_q, y_q) = tasks.split("test").sample_task(shots=1, query_size=3, seed=0)
+    >>> x_s.shape, sorted(y_s.tolist()), x_q.shape
+    ((5, 8, 8, 1), [0, 1, 2, 3, 4], (15, 8, 8, 1))
+    """
+    from sklearn.datasets import load_digits
+
+    from keras_mtl.meta import FewShotClassification
+
+    _check_int("ways", ways, minimum=2)
+    if ways > min(_FEW_SHOT_SPLIT_SIZES.values()):
+        raise ConfigError(
+            f"`ways` must be at most {min(_FEW_SHOT_SPLIT_SIZES.values())}, the classes of "
+            f"the smallest split. Received: ways={ways}"
+        )
+    _check_int("seed", seed, minimum=0)
+    digits = load_digits()
+    images = (digits.images / 16.0).astype("float32")
+    x = np.concatenate([np.rot90(images, k, axes=(1, 2)) for k in range(4)])[..., None]
+    classes = np.concatenate([digits.target + 10 * k for k in range(4)])
+    return FewShotClassification(x, classes, ways, _FEW_SHOT_SPLIT_SIZES, seed=seed)

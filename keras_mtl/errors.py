@@ -43,3 +43,7 @@ class ExportError(KerasMTLError, ValueError):
 
 class SourceError(KerasMTLError, ValueError):
     """The data sets given to `keras_mtl.data.mix` do not fit the tasks or each other."""
+
+
+class EpisodeError(KerasMTLError, ValueError):
+    """Episodes or support sets for meta-learning have the wrong structure or shapes."""
