@@ -7,6 +7,9 @@ from keras_mtl.model import MTLModel, add_task, build_mtl_model
 from keras_mtl.tasks import Task
 from keras_mtl.tuning import MTLHyperModel
 
+# Diagnostics of negative transfer (keras_mtl/diagnostics/).
+from keras_mtl import diagnostics  # noqa: E402
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -17,6 +20,7 @@ __all__ = [
     "add_task",
     "build_mtl_model",
     "datasets",
+    "diagnostics",
     "errors",
     "export_saved_model",
     "load_task_specs",
