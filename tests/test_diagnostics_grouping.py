@@ -77,25 +77,23 @@ def test_bad_input():
 
 @pytest.mark.slow
 def test_six_tasks_of_two_planted_clusters_are_split_back():
-    """Tasks 0-2 read one part of the input, 3-5 another; TAG's affinity finds them."""
+    """Tasks a* are scaled copies of one function of half the inputs, b* of the other half:
+    TAG's affinity, measured while training one model, splits them back."""
     keras.utils.set_random_seed(0)
     rng = np.random.default_rng(0)
     x = rng.normal(size=(512, 8)).astype("float32")
     u = x[:, :4] @ rng.normal(size=(4, 1))
     v = x[:, 4:] @ rng.normal(size=(4, 1))
-    targets = {
-        "a1": u, "a2": 2 * u + 0.5, "a3": np.tanh(u),
-        "b1": v, "b2": -v + 1.0, "b3": v ** 2,
-    }
-    tasks = [keras_mtl.Task(name, "regression") for name in targets]
+    y = {f"a{k}": (u * s).astype("float32") for k, s in enumerate((1.0, 1.5, 0.7))}
+    y.update({f"b{k}": (v * s).astype("float32") for k, s in enumerate((1.0, 1.5, 0.7))})
+    tasks = [keras_mtl.Task(name, "regression") for name in y]
     model = keras_mtl.build_mtl_model(
-        (8,), tasks, shared_layers=1, shared_units=6, learning_rate=0.01
+        (8,), tasks, shared_layers=1, shared_units=8, learning_rate=0.01
     )
-    affinity = TaskAffinity(every=4)
-    y = {k: t.astype("float32") for k, t in targets.items()}
-    model.fit(x, y, batch_size=32, epochs=4, callbacks=[affinity], verbose=0)
+    affinity = TaskAffinity(every=2)
+    model.fit(x, y, batch_size=32, epochs=3, callbacks=[affinity], verbose=0)
     result = group_tasks(affinity, 2)
-    assert sorted(result.groups) == [["a1", "a2", "a3"], ["b1", "b2", "b3"]]
+    assert result.groups == [["a0", "a1", "a2"], ["b0", "b1", "b2"]]
     matrix = affinity.matrix().to_numpy()
     within = np.mean([matrix[i, j] for i in range(6) for j in range(6)
                       if i != j and (i < 3) == (j < 3)])

@@ -14,6 +14,7 @@ happen between them.
 """
 
 import numbers
+import weakref
 
 import keras
 import tensorflow as tf
@@ -24,6 +25,12 @@ from keras_mtl.weighting import gradients
 
 # The attribute of an `MTLModel` holding the probes its training step runs.
 PROBES_ATTRIBUTE = "_diagnostic_probes"
+
+# Per model: the train function Keras made before any probe was installed (restored after
+# training), and, while Keras keeps that one, the functions traced with probes, keyed by the
+# callbacks that installed them.
+_PLAIN_FUNCTIONS = weakref.WeakKeyDictionary()
+_TRACED_FUNCTIONS = weakref.WeakKeyDictionary()
 
 
 def check_every(every):
@@ -81,25 +88,45 @@ class StepProbe(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         model = self.model
-        shared_ids = {id(v) for v in self._shared}
-        self._shared_index = [
-            i for i, v in enumerate(model.trainable_variables) if id(v) in shared_ids
-        ]
-        with model.distribute_strategy.scope():
-            self._count = state_variable((), "measurements", "int64")
-            self._step = state_variable((), "measured_step", "int64")
-            self.create_state(model, [model.trainable_variables[i] for i in self._shared_index])
-        self._seen = 0
+        if getattr(self, "_state_of", None) is not model:
+            # Created once per model: the train function traced with them can be reused.
+            shared_ids = {id(v) for v in self._shared}
+            self._shared_index = [
+                i for i, v in enumerate(model.trainable_variables) if id(v) in shared_ids
+            ]
+            with model.distribute_strategy.scope():
+                self._count = state_variable((), "measurements", "int64")
+                self._step = state_variable((), "measured_step", "int64")
+                self.create_state(
+                    model, [model.trainable_variables[i] for i in self._shared_index]
+                )
+            self._state_of = model
+        self._seen = int(self._count.numpy())
         self.epoch = 0
-        setattr(model, PROBES_ATTRIBUTE, getattr(model, PROBES_ATTRIBUTE, ()) + (self._run,))
-        # Keras made the train function before `on_train_begin`; trace it anew with the probe.
-        model.make_train_function(force=True)
+        probes = getattr(model, PROBES_ATTRIBUTE, ())
+        if not probes:
+            _PLAIN_FUNCTIONS[model] = model.train_function
+        probes = probes + (self._run,)
+        setattr(model, PROBES_ATTRIBUTE, probes)
+        # Keras made the train function before `on_train_begin`; one with these probes is
+        # traced on its first call, then reused while Keras keeps its own (a `compile`, for
+        # one, makes Keras build a new one, and these are traced anew).
+        plain = _PLAIN_FUNCTIONS[model]
+        if _TRACED_FUNCTIONS.get(model, (None,))[0] is not plain:
+            _TRACED_FUNCTIONS[model] = (plain, {})
+        functions = _TRACED_FUNCTIONS[model][1]
+        key = tuple(p.__self__ for p in probes)
+        if key not in functions:
+            model.make_train_function(force=True)
+            functions[key] = model.train_function
+        model.train_function = functions[key]
 
     def on_train_end(self, logs=None):
         model = self.model
         probes = tuple(p for p in getattr(model, PROBES_ATTRIBUTE, ()) if p != self._run)
         setattr(model, PROBES_ATTRIBUTE, probes)
-        model.train_function = None
+        if not probes:
+            model.train_function = _PLAIN_FUNCTIONS.pop(model, None)
 
     def on_train_batch_end(self, batch, logs=None):
         count = int(self._count.numpy())
