@@ -11,8 +11,10 @@
 """
 
 from keras_mtl.diagnostics.affinity import TaskAffinity
+from keras_mtl.diagnostics.baselines import single_task_baselines
 from keras_mtl.diagnostics.conflict import GradientConflict
 from keras_mtl.diagnostics.grouping import TaskGrouping, group_tasks, partition_score
+from keras_mtl.diagnostics.report import report
 
 __all__ = [
     "GradientConflict",
@@ -20,4 +22,6 @@ __all__ = [
     "TaskGrouping",
     "group_tasks",
     "partition_score",
+    "report",
+    "single_task_baselines",
 ]
