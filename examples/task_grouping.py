@@ -1,8 +1,8 @@
 """Which tasks should train together? Task Affinity Grouping on tasks with planted groups.
 
 Six regression tasks in the style of `keras_mtl.datasets.synthetic_tasks`: tasks a1-a3 are
-noisy non-linear functions of one direction of the input, b1-b3 of another, orthogonal one
-(the planted groups; the example does not tell the model). The script
+scaled, noisy copies of a non-linear function of (nearly) one direction of the input, b1-b3
+of another, orthogonal one (the planted groups; the example does not tell the model). The script
 
 1. trains one model on all six tasks with `keras_mtl.diagnostics.TaskAffinity`, which
    measures how a step for each task changes every other task's loss (and
@@ -34,19 +34,18 @@ GROUPS = {"a": ["a1", "a2", "a3"], "b": ["b1", "b2", "b3"]}
 
 
 def planted_tasks(seed, num_samples=6000, dim=16):
-    """x ~ N(0, I); task k of group g: y = w_k . x + sin(2 w_k . x) + noise, where the
-    w_k of one group are close (cosine about 0.9) and the groups' are orthogonal."""
+    """x ~ N(0, I); task k of group g: y = s_k (z + sin(2 z)) + noise with z = w_k . x,
+    where the w_k of one group are close (cosine about 0.99) and the groups' orthogonal."""
     rng = np.random.default_rng(seed)
     basis = np.linalg.qr(rng.normal(size=(dim, dim)))[0]
     x = rng.normal(size=(num_samples, dim)).astype("float32")
     y = {}
-    for g, (group, names) in enumerate(GROUPS.items()):
-        for k, name in enumerate(names):
+    for g, names in enumerate(GROUPS.values()):
+        for k, (name, scale) in enumerate(zip(names, (1.0, 1.5, 0.7))):
             # The group's direction, tilted a little towards a direction of the task's own.
-            w = 0.95 * basis[:, g] + 0.3 * basis[:, 2 + 3 * g + k]
-            w /= np.linalg.norm(w)
-            z = x @ w
-            y[name] = (z + np.sin(2.0 * z) + 0.1 * rng.normal(size=z.shape))[:, None]
+            w = basis[:, g] + 0.1 * basis[:, 2 + 3 * g + k]
+            z = x @ (w / np.linalg.norm(w))
+            y[name] = (scale * (z + np.sin(2.0 * z)) + 0.1 * rng.normal(size=z.shape))[:, None]
     split = [int(0.7 * num_samples), int(0.8 * num_samples)]
     parts = [slice(0, split[0]), slice(split[0], split[1]), slice(split[1], None)]
     return [(x[p], {n: v[p].astype("float32") for n, v in y.items()}) for p in parts]
@@ -57,7 +56,7 @@ def train(names, data, epochs, seed, callbacks=()):
     keras.utils.set_random_seed(seed)
     model = keras_mtl.build_mtl_model(
         (x.shape[1],), [keras_mtl.Task(n, "regression") for n in names],
-        shared_layers=2, shared_units=16, learning_rate=3e-3,
+        shared_layers=2, shared_units=8, learning_rate=3e-3,
     )
     model.fit(x, {n: y[n] for n in names}, validation_data=(xv, {n: yv[n] for n in names}),
               epochs=epochs, batch_size=64, verbose=0, callbacks=list(callbacks))
@@ -83,7 +82,7 @@ def main():
     names = [n for group in GROUPS.values() for n in group]
 
     print("== 1. All six tasks in one model, measuring affinity and gradient conflict ==")
-    affinity = diagnostics.TaskAffinity(every=10)
+    affinity = diagnostics.TaskAffinity(every=5)
     conflict = diagnostics.GradientConflict(every=50)
     together = train(names, data, args.epochs, args.seed, callbacks=[affinity, conflict])
     print("Mean affinity Z[i -> j] (row i steps, column j's loss; x100):")
@@ -97,7 +96,7 @@ def main():
           f"{'exhaustive' if grouping.exhaustive else 'heuristic'} search)")
     rng = np.random.default_rng(args.seed)
     while True:
-        order = list(rng.permutation(names))
+        order = [str(n) for n in rng.permutation(names)]
         random_groups = [sorted(order[:3]), sorted(order[3:])]
         if sorted(map(sorted, random_groups)) != sorted(map(sorted, grouping.groups)):
             break

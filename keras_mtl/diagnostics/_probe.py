@@ -8,9 +8,10 @@ its results into its own variables, which the callback reads between steps. Prob
 functional (`stateless_call`): they never assign a model variable, nor advance a random
 generator, nor update a metric, so training takes the same steps with or without them.
 
-Under `tf.distribute`, synchronisation cannot sit inside a `tf.cond`; the conditional parts
-compute per-replica values (zeros when no measurement is due) and the sums over replicas
-happen between them.
+Under `tf.distribute` with several replicas, synchronisation (sums over replicas, and the
+label counts of the global batch inside the task losses) cannot sit inside a `tf.cond`: the
+measurement then runs at every step and is kept every `every` steps, which costs a
+measurement per step.
 """
 
 import numbers
@@ -161,7 +162,14 @@ class StepProbe(keras.callbacks.Callback):
         self.epoch = epoch
 
     def when_due(self, due, measure, zeros):
-        """`measure()` when a measurement is due, else `zeros()` (same structure)."""
+        """`measure()` when a measurement is due, else `zeros()` (same structure).
+
+        With several replicas `measure()` runs at every step (its results are kept only
+        when due): the task losses synchronise the replicas (label counts of the global
+        batch), and synchronisation cannot sit inside a `tf.cond`.
+        """
+        if gradients.num_replicas() > 1:
+            return measure()
         return tf.cond(due, measure, zeros)
 
 
@@ -218,10 +226,3 @@ def task_gradients(model, shared_index, x, y, sample_weight, trainable, non_trai
     del tape
     rows = [[tf.cast(g, "float32") for g in task] for task in rows]
     return gradients.stack_task_gradients(rows), losses
-
-
-def zeros_like_task_gradients(model, shared_index, trainable):
-    num_tasks = len(model.tasks)
-    return [
-        tf.zeros([num_tasks, trainable[i].shape.num_elements()], "float32") for i in shared_index
-    ]

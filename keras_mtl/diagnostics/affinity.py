@@ -30,6 +30,9 @@ class TaskAffinity(_probe.StepProbe):
     with or without the callback. A task without labels in the batch takes no part in that
     measurement (its row and column are NaN). Under `tf.distribute` gradients and losses
     are those of the global batch.
+    Under `tf.distribute` with several replicas the measurement runs at every step and is
+    kept every `every` steps (synchronisation cannot sit inside a conditional), so it costs
+    a measurement per step there.
 
     At each epoch end it writes the epoch's means into the logs: `task_affinity` (over the
     pairs `i != j`) and `affinity_<i>_to_<j>` per ordered pair; NaN in an epoch without a
@@ -112,24 +115,17 @@ class TaskAffinity(_probe.StepProbe):
                 )
             return tf.stack(after)
 
-        square = tf.zeros([num_tasks, num_tasks])
-        if gradients.num_replicas() == 1:
+        def measure():
+            stacked, losses = gradients.all_reduce_sum(local_gradients())
+            after = gradients.all_reduce_sum(lookahead(stacked))
+            return _affinity(losses, after), gradients.task_presence(model, y)
 
-            def measure():
-                stacked, losses = local_gradients()
-                return _affinity(losses, lookahead(stacked))
-
-            affinity = self.when_due(due, measure, lambda: square)
-        else:
-            zeros = _probe.zeros_like_task_gradients(model, index, model.trainable_variables)
-            stacked, losses = self.when_due(
-                due, local_gradients, lambda: (zeros, tf.zeros([num_tasks]))
-            )
-            stacked, losses = gradients.all_reduce_sum((stacked, losses))
-            after = self.when_due(due, lambda: lookahead(stacked), lambda: square)
-            affinity = _affinity(losses, gradients.all_reduce_sum(after))
+        affinity, present = self.when_due(
+            due, measure,
+            lambda: (tf.zeros([num_tasks, num_tasks]), tf.zeros([num_tasks], "bool")),
+        )
         self.assign_when(self._affinity, due, affinity)
-        self.assign_when(self._present, due, gradients.task_presence(model, y))
+        self.assign_when(self._present, due, present)
 
     # === On the host ===
 

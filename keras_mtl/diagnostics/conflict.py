@@ -31,6 +31,9 @@ class GradientConflict(_probe.StepProbe):
     measurement runs inside the compiled training step, after its update (it sees the
     parameters the step produced and the batch it used), and changes nothing: training
     takes exactly the same steps with or without the callback.
+    Under `tf.distribute` with several replicas the measurement runs at every step and is
+    kept every `every` steps (synchronisation cannot sit inside a conditional), so it costs
+    a measurement per step there.
 
     At each epoch end it writes into the logs (so `History` and a `keras.callbacks.TensorBoard`
     placed after it in the callback list see them) the epoch's means of `gradient_cosine`
@@ -97,17 +100,13 @@ class GradientConflict(_probe.StepProbe):
             )
             return stacked
 
-        if gradients.num_replicas() == 1:
-            grams = self.when_due(
-                due, lambda: _per_variable_grams(local_gradients()), lambda: tf.zeros(shape)
-            )
-        else:
-            zeros = _probe.zeros_like_task_gradients(
-                model, self._shared_index, model.trainable_variables
-            )
-            stacked = self.when_due(due, local_gradients, lambda: zeros)
-            grams = _per_variable_grams(gradients.all_reduce_sum(stacked))
-        present = gradients.task_presence(model, y)
+        def measure():
+            stacked = gradients.all_reduce_sum(local_gradients())
+            return _per_variable_grams(stacked), gradients.task_presence(model, y)
+
+        grams, present = self.when_due(
+            due, measure, lambda: (tf.zeros(shape), tf.zeros([num_tasks], "bool"))
+        )
         self.assign_when(self._grams, due, grams)
         self.assign_when(self._present, due, present)
 
