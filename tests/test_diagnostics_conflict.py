@@ -1,5 +1,6 @@
-"""GradientConflict: values against gradients taken by hand, planted relations, training
-left unchanged, partial labels, logs, TensorBoard, reload and bad input."""
+"""GradientConflict: values against gradients taken by hand, planted relations (with
+TaskAffinity), training left unchanged by both callbacks, partial labels, logs, TensorBoard,
+reload and bad input."""
 
 import glob
 import itertools
@@ -11,7 +12,7 @@ import tensorflow as tf
 
 import keras_mtl
 from keras_mtl import errors
-from keras_mtl.diagnostics import GradientConflict
+from keras_mtl.diagnostics import GradientConflict, TaskAffinity
 
 
 def _data(n=32, seed=0):
@@ -103,15 +104,20 @@ def _twin_model(sign):
 @pytest.mark.parametrize("sign", [1.0, -1.0])
 def test_planted_identical_and_opposite_tasks(sign):
     model, x, y = _twin_model(sign)
-    conflict = GradientConflict(every=2)
-    model.fit(x, y, batch_size=16, epochs=2, callbacks=[conflict], verbose=0)
+    conflict, affinity = GradientConflict(every=2), TaskAffinity(every=2, learning_rate=0.01)
+    model.fit(x, y, batch_size=16, epochs=2, callbacks=[conflict, affinity], verbose=0)
     cosines = conflict.history["cosine"].to_numpy()
-    assert len(cosines) == 4
+    between = affinity.history.query("source != target")["affinity"].to_numpy()
+    assert len(cosines) == 4 and len(between) == 2 * 4
     if sign > 0:
         np.testing.assert_allclose(cosines, 1.0, atol=1e-5)
+        assert np.all(between > 0)
+        matrix = affinity.matrix()
+        assert matrix.loc["a", "b"] == pytest.approx(matrix.loc["a", "a"], rel=1e-4)
     else:
         assert np.all(cosines < -0.5)
         assert conflict.history["conflict_rate_variables"].min() > 0.5
+        assert np.all(between < 0)
 
 
 def _weights(model):
@@ -122,11 +128,11 @@ def _weights(model):
     "sharing,weighting",
     [
         ("mmoe", "pcgrad"),
-        pytest.param("cross_stitch", "uncertainty", marks=pytest.mark.slow),
-        pytest.param("ple", "famo", marks=pytest.mark.slow),
+        pytest.param("cross_stitch", "famo", marks=pytest.mark.slow),
     ],
 )
 def test_training_is_unchanged(sharing, weighting):
+    """Both callbacks at once, with dropout, partial labels and a random weighting method."""
     x, y = _data()
     y["a"][::3] = np.nan  # partial labels
 
@@ -139,17 +145,21 @@ def test_training_is_unchanged(sharing, weighting):
         return model
 
     plain = train([])
-    conflict = GradientConflict(every=2)
-    watched = train([conflict])
+    conflict, affinity = GradientConflict(every=2), TaskAffinity(every=3)
+    watched = train([conflict, affinity])
     for a, b in zip(_weights(plain), _weights(watched)):
         np.testing.assert_array_equal(a, b)
     assert len(conflict.history) == 2 * 3 and conflict.history["cosine"].notna().all()
+    assert sorted(set(affinity.history.step)) == [0, 3]
+    assert affinity.history["affinity"].notna().all()
 
 
 def test_partial_labels_leave_absent_tasks_out():
     x, y = _data(32)
     y["c"][:16] = -1  # no label of c in the first batch (labels are not shuffled)
-    model = keras_mtl.build_mtl_model((5,), _tasks(), shared_units=6)
+    model = keras_mtl.build_mtl_model(
+        (5,), _tasks(), sharing="soft", weighting="uncertainty", shared_units=6
+    )
     conflict = GradientConflict(every=1)
     model.fit(x, y, batch_size=16, epochs=1, shuffle=False, callbacks=[conflict], verbose=0)
     history = conflict.history
@@ -193,8 +203,7 @@ def test_logs_history_and_tensorboard(tmp_path):
 
 def test_works_after_keras_reload(tmp_path):
     x, y = _data()
-    model = keras_mtl.build_mtl_model((5,), _tasks(), shared_units=6)
-    model.fit(x, y, epochs=1, verbose=0)
+    model = keras_mtl.build_mtl_model((5,), _tasks(), sharing="ple", shared_units=6)
     path = str(tmp_path / "model.keras")
     model.save(path)
     loaded = keras.models.load_model(path)
