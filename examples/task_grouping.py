@@ -33,7 +33,7 @@ from keras_mtl import diagnostics  # noqa: E402
 GROUPS = {"a": ["a1", "a2", "a3"], "b": ["b1", "b2", "b3"]}
 
 
-def planted_tasks(seed, num_samples=6000, dim=16):
+def planted_tasks(seed, num_samples=4000, dim=16):
     """x ~ N(0, I); task k of group g: y = s_k (z + sin(2 z)) + noise with z = w_k . x,
     where the w_k of one group are close (cosine about 0.99) and the groups' orthogonal."""
     rng = np.random.default_rng(seed)
@@ -56,7 +56,7 @@ def train(names, data, epochs, seed, callbacks=()):
     keras.utils.set_random_seed(seed)
     model = keras_mtl.build_mtl_model(
         (x.shape[1],), [keras_mtl.Task(n, "regression") for n in names],
-        shared_layers=2, shared_units=8, learning_rate=3e-3,
+        shared_layers=1, shared_units=4, learning_rate=3e-3,
     )
     model.fit(x, {n: y[n] for n in names}, validation_data=(xv, {n: yv[n] for n in names}),
               epochs=epochs, batch_size=64, verbose=0, callbacks=list(callbacks))
@@ -82,7 +82,7 @@ def main():
     names = [n for group in GROUPS.values() for n in group]
 
     print("== 1. All six tasks in one model, measuring affinity and gradient conflict ==")
-    affinity = diagnostics.TaskAffinity(every=5)
+    affinity = diagnostics.TaskAffinity(every=10)
     conflict = diagnostics.GradientConflict(every=50)
     together = train(names, data, args.epochs, args.seed, callbacks=[affinity, conflict])
     print("Mean affinity Z[i -> j] (row i steps, column j's loss; x100):")
