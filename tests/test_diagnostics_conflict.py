@@ -127,7 +127,7 @@ def _weights(model):
 @pytest.mark.parametrize(
     "sharing,weighting",
     [
-        ("mmoe", "pcgrad"),
+        ("mmoe", "rlw"),
         pytest.param("cross_stitch", "famo", marks=pytest.mark.slow),
     ],
 )
