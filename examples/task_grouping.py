@@ -15,7 +15,8 @@ of another, orthogonal one (the planted groups; the example does not tell the mo
 
     python examples/task_grouping.py [--epochs 12] [--seed 0] [--output task_grouping_report]
 
-Runs offline in about a minute or two on 2 CPU cores.
+Runs offline in a few minutes on 2 CPU cores (5 minutes measured on 2 cores shared with
+other jobs).
 """
 
 import argparse

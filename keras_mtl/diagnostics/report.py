@@ -67,8 +67,12 @@ def report(directory, *, conflict=None, affinity=None, baselines=None, grouping=
 
 def plot_cosines(conflict, path=None):
     """The cosine similarity of each pair of tasks' gradients over the training steps."""
-    figure, axis = _figure(7.0, 4.0)
+    import matplotlib
+
+    figure, axis = _figure(8.0, 4.0)
     history = conflict.history
+    # Up to 20 pairs (7 tasks) in distinct colours.
+    axis.set_prop_cycle(color=matplotlib.colormaps["tab20"].colors)
     for (i, j), group in history.groupby(["task_i", "task_j"], sort=False):
         axis.plot(group["step"], group["cosine"], marker=".", label=f"{i} / {j}")
     axis.axhline(0.0, color="black", linewidth=0.8)
@@ -76,7 +80,7 @@ def plot_cosines(conflict, path=None):
     axis.set_xlabel("training step")
     axis.set_ylabel("cosine of the task gradients")
     axis.set_title("Gradient agreement on the shared parameters (below 0: conflict)")
-    axis.legend(fontsize="small", ncol=2)
+    axis.legend(fontsize="small", ncol=2, loc="center left", bbox_to_anchor=(1.01, 0.5))
     return _save(figure, path)
 
 
