@@ -77,9 +77,7 @@ class GradientConflict(_probe.StepProbe):
         num_tasks = len(model.tasks)
         self._task_names = list(model.task_names)
         # Cosines per layer: the variables grouped by the layer that holds them.
-        self._layers = sorted({_layer_of(v) for v in shared_variables}, key=[
-            _layer_of(v) for v in shared_variables
-        ].index)
+        self._layers = list(dict.fromkeys(_layer_of(v) for v in shared_variables))
         self._variable_layer = np.array(
             [self._layers.index(_layer_of(v)) for v in shared_variables]
         )
