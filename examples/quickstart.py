@@ -100,7 +100,9 @@ def main():
     few = dict(y)
     rng = np.random.default_rng(args.seed)
     kept = rng.random(len(x)) < 0.05
-    few["sum_even"] = np.where(kept, y["sum_even"], -1).astype(y["sum_even"].dtype)
+    labels = y["sum_even"]
+    few["sum_even"] = np.where(kept.reshape((-1,) + (1,) * (labels.ndim - 1)), labels, -1)
+    few["sum_even"] = few["sum_even"].astype(labels.dtype)
     print(f"\n`sum_even` now keeps {kept.sum()} of its {len(x)} training labels.")
     run("5 % of sum_even's labels", data, few, args.epochs, 0,
         os.path.join(args.report, "few"))
