@@ -10,11 +10,12 @@ whether sharing helped each task, and which tasks pull against each other.
 A second run keeps only 5 % of the labels of one task (`sum_even`, the others marked
 missing): whether left + right is even depends on both digits, which the fully labelled
 `left` and `right` tasks teach the shared layers to read, so sharing should help that task
-against a single-task model trained on its few labels.
+against a single-task model trained on its few labels (AUC 0.75 against 0.56 with seed 0).
 
     python examples/quickstart.py [--epochs 8] [--seed 0] [--report quickstart_report]
 
-Runs in about two minutes on 2 CPU cores, offline.
+Runs offline in a few minutes on 2 CPU cores (281 s measured on 2 cores shared with other
+jobs).
 """
 
 import argparse
