@@ -1,14 +1,22 @@
 """keras_mtl: multi-task learning models in Keras 3."""
 
-from keras_mtl import datasets, errors, losses, sharing, structure, tuning, weighting
-from keras_mtl import meta
+from keras_mtl import (
+    data,
+    datasets,
+    diagnostics,
+    errors,
+    losses,
+    meta,
+    sharing,
+    structure,
+    tuning,
+    weighting,
+)
 from keras_mtl.export import export_saved_model, load_task_specs
 from keras_mtl.hub import HubLayer
 from keras_mtl.model import MTLModel, add_task, build_mtl_model
 from keras_mtl.tasks import Task
 from keras_mtl.tuning import MTLHyperModel
-
-from keras_mtl import data  # noqa: E402  (tasks from separate data sets)
 
 __version__ = "0.1.0"
 
@@ -21,6 +29,7 @@ __all__ = [
     "build_mtl_model",
     "data",
     "datasets",
+    "diagnostics",
     "errors",
     "export_saved_model",
     "load_task_specs",

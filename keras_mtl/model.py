@@ -174,6 +174,10 @@ class MTLModel(keras.Model):
     def train_step(self, data):
         data = labels.checked_in_graph(self, data)
         logs = self.weighting.train_step(self, data, super().train_step)
+        # keras_mtl.diagnostics callbacks measure here, after the update, on the same batch;
+        # after it, so the ops they add cannot change the op seeds of random draws above.
+        for probe in getattr(self, "_diagnostic_probes", ()):
+            probe(data)
         return _keras_compat.logs_for_workers(self.distribute_strategy, logs)
 
     def test_step(self, data):
