@@ -51,8 +51,19 @@ def _tasks():
     ]
 
 
-@pytest.mark.parametrize("policy", POLICIES, indirect=True)
-@pytest.mark.parametrize("sharing, method", CASES, ids=str)
+# Each case under one policy, the two taken in turn (both policies meet loss-based, exact
+# and representation-mode methods); the full product doubles the time and finds nothing the
+# alternation does not, since both policies go through the same casts.
+# GradNorm and MGDA, which once failed under both, run under both.
+POLICY_CASES = [(POLICIES[i % 2], sharing, method) for i, (sharing, method) in enumerate(CASES)]
+POLICY_CASES += [
+    (policy, "hard", method) for method in ("gradnorm", "mgda") for policy in POLICIES
+    if (policy, "hard", method) not in POLICY_CASES
+]
+
+
+@pytest.mark.parametrize("policy, sharing, method", POLICY_CASES, ids=str,
+                         indirect=["policy"])
 def test_every_method_and_strategy_trains_with_float32_outputs(policy, sharing, method):
     x, y = _data()
     model = keras_mtl.build_mtl_model(

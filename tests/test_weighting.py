@@ -444,7 +444,7 @@ def test_gradient_methods_train_every_sharing_strategy(sharing):
     tasks = _tasks()
     for method in (weighting.PCGrad(mode="exact"), weighting.MGDA()):
         model = keras_mtl.build_mtl_model(
-            (6,), tasks, shared_units=8, sharing=sharing, weighting=method
+            (6,), tasks, shared_units=8, sharing=sharing, weighting=method, run_eagerly=True
         )
         before = [v.numpy().copy() for v in model.trainable_variables]
         history = model.fit(x, y, batch_size=16, epochs=1, verbose=0)
