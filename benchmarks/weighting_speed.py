@@ -14,7 +14,9 @@ Targets: loss-based methods <= 1.10 x Static; representation mode <= 1.3 x Stati
 same mode (their T x T solver must not show), Nash-MTL (solving every step) <= 1.2 x PCGrad.
 
 Run: `python benchmarks/weighting_speed.py [--rounds 7] [--steps 30] [--tasks 4 10]
-[--no-memory]`
+[--no-memory] [--methods db_mtl upgrad ...]`. `--methods` times only the methods named (by
+the first word of their label) beside the references Static and PCGrad, so that a few
+methods can be compared over more rounds in the same time.
 
 Step times are CPU seconds per step of the process, taken as the difference between an
 epoch of `--steps` batches and one of 2 batches, so the fixed cost of a `fit` call is left out.
@@ -167,12 +169,27 @@ def _step_peak_mb(model, x, y):
     return (tf.config.experimental.get_memory_info("CPU:0")["peak"] - before) / 2**20
 
 
+REFERENCES = ("static", "pcgrad")
+
+
+def _selected(names):
+    """The rows of METHODS to time: all, or those named plus the references."""
+    if not names:
+        return METHODS
+    known = sorted({label.split()[0] for label, *_ in METHODS})
+    unknown = sorted(set(names) - set(known))
+    if unknown:
+        raise SystemExit(f"--methods: unknown {unknown}; choose among {known}")
+    wanted = set(names) | set(REFERENCES)
+    return [row for row in METHODS if row[0].split()[0] in wanted]
+
+
 def _measure(num_tasks, args, memory):
     """Median CPU seconds per step of every method (and peak MB if `memory`), interleaved."""
     keras.utils.set_random_seed(0)
     x, y = _data(args.steps, num_tasks)
     models = {}
-    for label, factory, *_ in METHODS:
+    for label, factory, *_ in _selected(args.methods):
         models[label] = _model(factory(), num_tasks)
         warmup = 2 * BATCH_SIZE
         _time_epoch(models[label], x[:warmup], {k: v[:warmup] for k, v in y.items()})
@@ -200,6 +217,8 @@ def main():
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--tasks", type=int, nargs="+", default=[4, 10])
     parser.add_argument("--no-memory", action="store_true")
+    parser.add_argument("--methods", nargs="+", default=None,
+                        help="time only these methods (with Static and PCGrad)")
     args = parser.parse_args()
     results = {}
     for i, num_tasks in enumerate(args.tasks):
@@ -222,7 +241,7 @@ def main():
         header += f" {f'T={num_tasks} ms':>8} | {'x static':>8} | {'x pcgrad':>8} |"
     print(header)
     print("|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1]) + "|")
-    for label, _, kind, target, reference in METHODS:
+    for label, _, kind, target, reference in _selected(args.methods):
         by_static, by_pcgrad = _ratios(medians, label, kind)
         measured = by_static if reference == "static" else by_pcgrad
         goal = f"<= {target:.2f} x {reference}" if target else ""

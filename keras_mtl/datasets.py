@@ -621,6 +621,7 @@ def _depth_holes(rng, n, size, fraction):
 
 _TAG_NAMES = ("O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-ORG", "I-ORG")
 _TOPICS = ("meeting", "work", "travel", "business")
+# Names seen in training. "jordan" and "washington" are people and places.
 _ENTITIES = {
     "PER": ["alice", "bob", "maria garcia", "li wei", "jordan", "george washington",
             "sam", "nora lee"],
@@ -629,29 +630,47 @@ _ENTITIES = {
     "ORG": ["acme", "globex corp", "initech", "umbrella group", "stark industries",
             "hooli"],
 }
-# Templates per topic; {PER}, {LOC} and {ORG} slots take an entity of that type.
+# Names that only validation and test sentences use (a `new_names` share of their
+# mentions): their words are not in the vocabulary, so they read as <unk> and only the
+# context (and a known word such as "corp" or "san") tells the type. "florence" and
+# "victoria" are people and places.
+_NEW_ENTITIES = {
+    "PER": ["priya", "tomas berg", "amara", "ken ito", "florence", "victoria"],
+    "LOC": ["quito", "perth", "nairobi", "santa fe", "florence", "victoria"],
+    "ORG": ["vandelay", "cyberdyne", "soylent corp", "wonka group", "tyrell industries"],
+}
+# Templates per topic; {PER}, {LOC} and {ORG} slots take an entity of that type. Some
+# templates belong to two topics (the topic of such a sentence is a coin toss between
+# them), and "visited" takes a place or an organisation: the data carry irreducible error.
 _TEMPLATES = {
     "meeting": ["{PER} met {PER} in {LOC}", "{PER} and {PER} had lunch",
-                "yesterday {PER} saw {PER} at the station in {LOC}"],
+                "yesterday {PER} saw {PER} at the station in {LOC}", "{PER} visited {LOC}",
+                "{PER} called {PER} from {ORG}"],
     "work": ["{PER} works for {ORG}", "{PER} joined {ORG} last year",
-             "{ORG} hired {PER} as an engineer"],
+             "{ORG} hired {PER} as an engineer", "{PER} visited {ORG}",
+             "{PER} called {PER} from {ORG}"],
     "travel": ["{PER} flew to {LOC}", "{PER} will travel from {LOC} to {LOC}",
-               "the train to {LOC} left without {PER}"],
+               "the train to {LOC} left without {PER}", "{PER} visited {LOC}"],
     "business": ["{ORG} opened an office in {LOC}", "{ORG} bought {ORG}",
-                 "shares of {ORG} rose in {LOC} today"],
+                 "shares of {ORG} rose in {LOC} today", "{PER} visited {ORG}"],
 }
 
 
 def tagged_sentences(
     *, seed=0, num_train=800, num_validation=200, num_test=200, max_length=12,
-    unlabelled_tags=0.1,
+    unlabelled_tags=0.1, new_names=0.3,
 ):
     """TaggedSentences: sentences from a small grammar with entity tags and a topic.
 
     Each sentence comes from a template of one of four topics (meeting, work, travel,
     business) whose slots take person, location or organisation names, some of several
     words and some ambiguous ("jordan" and "washington" are people and places), so a tag
-    depends on the context. Deterministic from `seed`.
+    depends on the context. In validation and test sentences a `new_names` share of the
+    names are ones never seen in training; their words are outside the vocabulary (token
+    id 1, `<unk>`), so the tagger must read the context, and where the context does not
+    say ("alice visited <unk>": a place or a company?) the tag is a guess. Some templates
+    belong to two topics, so the topic is not always decidable either: neither task can
+    be learned perfectly. Deterministic from `seed`.
 
     Tasks:
 
@@ -665,12 +684,15 @@ def tagged_sentences(
         num_train, num_validation, num_test: the sizes of the splits.
         max_length: int >= 12, the padded length (sentences are at most 12 tokens).
         unlabelled_tags: fraction in [0, 1) of sentences without entity tags.
+        new_names: fraction in [0, 1) of the names in validation and test sentences that
+            are drawn from names never seen in training.
 
     Returns:
-        An `MTLData` with inputs int32 token ids `(n, max_length)` (0: padding, 1: unknown
-        word) and labels `entities` int32 `(n, max_length)` and `topic` int32 `(n,)`. Its
-        `info` holds `"sentences"` (split -> list of strings), `"vocabulary"` (a list:
-        word at its id), `"tag_names"`, `"topics"`, `"tasks"`, `"sizes"` and `"seed"`.
+        An `MTLData` with inputs int32 token ids `(n, max_length)` (0: padding, 1: a word
+        outside the vocabulary) and labels `entities` int32 `(n, max_length)` and `topic`
+        int32 `(n,)`. Its `info` holds `"sentences"` (split -> list of strings),
+        `"vocabulary"` (a list: word at its id), `"tag_names"`, `"topics"`, `"tasks"`,
+        `"sizes"` and `"seed"`.
 
     Example:
 
@@ -688,15 +710,16 @@ def tagged_sentences(
     _check_int("num_test", num_test, minimum=1)
     _check_int("max_length", max_length, minimum=12)
     _check_fraction("unlabelled_tags", unlabelled_tags)
+    _check_fraction("new_names", new_names)
 
-    words = {"<pad>", "<unk>"}
+    words = set()
     for names in _ENTITIES.values():
         for name in names:
             words.update(name.split())
     for templates in _TEMPLATES.values():
         for template in templates:
             words.update(w for w in template.split() if not w.startswith("{"))
-    vocabulary = ["<pad>", "<unk>"] + sorted(words - {"<pad>", "<unk>"})
+    vocabulary = ["<pad>", "<unk>"] + sorted(words)
     ids = {word: i for i, word in enumerate(vocabulary)}
 
     rng = np.random.default_rng(seed)
@@ -707,12 +730,15 @@ def tagged_sentences(
         x = np.zeros((n, max_length), "int32")
         tags = np.full((n, max_length), -1, "int32")
         topics = rng.integers(0, len(_TOPICS), n).astype("int32")
+        share_new = 0.0 if split == "train" else new_names
         sentences[split] = []
         for i, topic in enumerate(topics):
             templates = _TEMPLATES[_TOPICS[topic]]
-            tokens, token_tags = _fill_template(templates[rng.integers(len(templates))], rng)
+            tokens, token_tags = _fill_template(
+                templates[rng.integers(len(templates))], rng, share_new
+            )
             sentences[split].append(" ".join(tokens))
-            x[i, :len(tokens)] = [ids[t] for t in tokens]
+            x[i, :len(tokens)] = [ids.get(t, 1) for t in tokens]
             tags[i, :len(tokens)] = [_TAG_NAMES.index(t) for t in token_tags]
         tags[rng.random(n) < unlabelled_tags] = -1
         splits[split] = (x, {"entities": tags, "topic": topics})
@@ -742,12 +768,12 @@ def tagged_sentences(
     )
 
 
-def _fill_template(template, rng):
+def _fill_template(template, rng, share_new):
     tokens, tags = [], []
     for word in template.split():
         if word.startswith("{"):
             entity = word[1:-1]
-            names = _ENTITIES[entity]
+            names = _NEW_ENTITIES[entity] if rng.random() < share_new else _ENTITIES[entity]
             name = names[rng.integers(len(names))].split()
             tokens += name
             tags += [f"B-{entity}"] + [f"I-{entity}"] * (len(name) - 1)

@@ -65,6 +65,25 @@ def test_tagged_sentences_tags_match_the_words():
                                                num_test=5, unlabelled_tags=0.2).train[0])
 
 
+def test_tagged_sentences_test_names_unseen_in_training_read_as_unknown():
+    data = keras_mtl.datasets.tagged_sentences(seed=2, num_train=200, num_validation=0,
+                                               num_test=200, new_names=0.5)
+    (x, y), _, (xt, yt) = data
+    vocabulary = data.info["vocabulary"]
+    assert not (x == 1).any()  # every training word is in the vocabulary
+    unknown = xt == 1
+    assert unknown.any()
+    # Only names are new: an unknown token is tagged as an entity, never "O".
+    tags = yt["entities"][unknown]
+    assert np.all((tags != 0))
+    for i, sentence in enumerate(data.info["sentences"]["test"]):
+        words = sentence.split()
+        assert [w if w in vocabulary else "<unk>" for w in words] == [
+            vocabulary[t] for t in xt[i, :len(words)]]
+    with pytest.raises(errors.ConfigError, match=r"`new_names` must be in \[0, 1\)"):
+        keras_mtl.datasets.tagged_sentences(new_names=1.5)
+
+
 def test_dense_data_set_arguments_are_checked():
     with pytest.raises(errors.ConfigError, match=r"`image_size`.*at least 16.*image_size=8"):
         keras_mtl.datasets.multi_shapes(image_size=8)
