@@ -11,7 +11,7 @@ Three tables, side by side in one run:
 
 Run:
 
-    python benchmarks/meta_learning.py            # the README numbers (~30 min on 2 shared cores)
+    python benchmarks/meta_learning.py            # the README numbers (~40 min on 2 shared cores)
     python benchmarks/meta_learning.py --quick    # a smoke run
 """
 
@@ -168,7 +168,7 @@ def pivot(table, metric):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a smoke run, minutes")
-    parser.add_argument("--sinusoid-steps", type=int, default=2000)
+    parser.add_argument("--sinusoid-steps", type=int, default=12000)
     parser.add_argument("--digits-steps", type=int, default=500)
     args = parser.parse_args()
     sin_steps = 100 if args.quick else args.sinusoid_steps

@@ -243,8 +243,9 @@ class MetaLearner(keras.Model):
     def adapt_tasks(self, data, *, first_order, training):
         """Adapts to every task of a meta-batch.
 
-        The tasks run one after the other in a `tf.map_fn` loop: the train step is traced
-        once whatever the meta-batch size, and the gradient tape goes through the loop.
+        The tasks run side by side (`tf.vectorized_map`), or one after the other in a
+        `tf.map_fn` loop when the model's ops do not vectorize: either way the train step is
+        traced once whatever the meta-batch size, and the gradient tape goes through it.
 
         Returns:
             The adapted values (one tensor per trainable variable, the tasks stacked), the
@@ -269,6 +270,22 @@ class MetaLearner(keras.Model):
 
         dtype = values[0].dtype
         loss_dtype = lambda v: tf.cast(v, dtype)  # noqa: E731
+        tasks = (x_support, y_support, x_query, y_query)
+        try:
+            # The tasks side by side: one batched op per op of the inner loop (about twice
+            # as fast as a loop over tasks for small models). Ops without a vectorized form
+            # run in a loop inside it.
+            adapted, query_losses, support_losses, y_pred = tf.vectorized_map(one_task, tasks)
+        except (ValueError, TypeError, NotImplementedError, tf.errors.OpError):
+            adapted, query_losses, support_losses, y_pred = self._map_tasks(
+                one_task, tasks, values, dtype, x_query
+            )
+        query_loss = keras.ops.mean(query_losses)
+        support_loss = keras.ops.mean(support_losses)
+        return adapted, query_loss, support_loss, y_query, y_pred
+
+    def _map_tasks(self, one_task, tasks, values, dtype, x_query):
+        """The tasks one after the other in a `tf.map_fn` loop (when they do not vectorize)."""
         query_inputs = keras.tree.map_structure(
             lambda v: keras.KerasTensor(tuple(v.shape[1:]), v.dtype.name), x_query
         )
@@ -281,12 +298,7 @@ class MetaLearner(keras.Model):
                 self.model.compute_output_spec(query_inputs),
             ),
         )
-        adapted, query_losses, support_losses, y_pred = tf.map_fn(
-            one_task, (x_support, y_support, x_query, y_query), fn_output_signature=signature
-        )
-        query_loss = keras.ops.mean(query_losses)
-        support_loss = keras.ops.mean(support_losses)
-        return adapted, query_loss, support_loss, y_query, y_pred
+        return tf.map_fn(one_task, tasks, fn_output_signature=signature)
 
     # === Steps ===
 
