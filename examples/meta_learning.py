@@ -8,7 +8,7 @@
    (sklearn's 8x8 digits, rotated to make 40 classes).
 
 Prints the query error against the number of adaptation steps, for MAML and the baseline,
-and saves a plot of adapted sinusoid fits (PNG) to `--output-dir`. About 5 minutes on 2 CPU
+and saves a plot of adapted sinusoid fits (PNG) to `--output-dir`. About 2-3 minutes on 2 CPU
 cores.
 
     python examples/meta_learning.py --output-dir /tmp/meta_learning
@@ -127,7 +127,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output-dir",
                         default=os.path.join(tempfile.gettempdir(), "keras_mtl_meta_learning"))
-    parser.add_argument("--sinusoid-steps", type=int, default=2000)
+    parser.add_argument("--sinusoid-steps", type=int, default=6000)
     parser.add_argument("--digits-steps", type=int, default=600)
     args = parser.parse_args()
     sinusoids(args.output_dir, args.sinusoid_steps)
